@@ -14,6 +14,10 @@ import (
 // ErrNotFound is returned by writes that need an existing record.
 var ErrNotFound = errors.New("not found")
 
+// ErrUnavailable is wrapped by write errors caused by the disk (full,
+// read-only, failing): the write was not made and may be retried later.
+var ErrUnavailable = errors.New("registry unavailable for writes")
+
 // Options configures Open.
 type Options struct {
 	// Logger receives the store's logs; nil means slog.Default().
