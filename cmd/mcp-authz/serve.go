@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+
+	"github.com/mcp-authz/mcp-authz/authz"
+	"github.com/mcp-authz/mcp-authz/authz/admin"
+	"github.com/mcp-authz/mcp-authz/authz/oauth"
+	"github.com/mcp-authz/mcp-authz/envoy"
+	"github.com/mcp-authz/mcp-authz/registry"
+)
+
+// httpCheckPrefix is where the HTTP form of the ext_authz decision is served
+// on the HTTP listener (Envoy http_service path_prefix, nginx, Caddy, Traefik).
+const httpCheckPrefix = "/ext_authz"
+
+// shutdownGrace bounds how long in-flight requests get at shutdown.
+const shutdownGrace = 5 * time.Second
+
+// serve runs the authorization server until ctx is done.
+func serve(ctx context.Context, args []string, getenv func(string) string,
+	logOut io.Writer) error {
+	cfg, rest, err := loadConfig(args, getenv, nil)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("serve: unexpected arguments %q", rest)
+	}
+	logger, err := newLogger(cfg, logOut)
+	if err != nil {
+		return err
+	}
+	logger.Info("mcp-authz starting", cfg.logAttrs()...)
+
+	store, err := registry.Open(ctx, cfg.DataDir,
+		registry.Options{Logger: logger.With("component", "registry")})
+	if err != nil {
+		return fmt.Errorf("opening registry: %w", err)
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			logger.Error("closing registry", "err", err)
+		}
+	}()
+
+	app, err := newApp(ctx, cfg, store, logger)
+	if err != nil {
+		return err
+	}
+	return app.run(ctx)
+}
+
+// app is the wired service: listeners and the handlers behind them.
+type app struct {
+	cfg     config
+	store   *registry.Store
+	logger  *slog.Logger
+	httpSrv *http.Server
+	grpcSrv *grpc.Server
+	admin   *http.Server
+	// adminToken authenticates the CLI on the admin listener.
+	adminToken string
+	ready      chan struct{}
+}
+
+func newApp(ctx context.Context, cfg config, store *registry.Store,
+	logger *slog.Logger) (*app, error) {
+	ac, err := cfg.authzConfig().Validate()
+	if err != nil {
+		return nil, err
+	}
+	keys, err := authz.NewKeys(ctx, store, logger.With("component", "keys"))
+	if err != nil {
+		return nil, fmt.Errorf("loading signing keys: %w", err)
+	}
+	tokens := authz.NewTokens(ac, keys)
+	decider := authz.NewDecider(ac, tokens, store, logger.With("component", "decision"))
+
+	password, err := oauth.EnsureAdmin(ctx, store, cfg.AdminPassword)
+	if err != nil {
+		return nil, fmt.Errorf("creating the admin user: %w", err)
+	}
+	if password != "" {
+		// Printed once, on the start that creates the user; only its bcrypt
+		// hash is stored.
+		logger.Warn("created user admin with a generated password; "+
+			"it is shown only this once", "user", "admin", "password", password)
+	}
+
+	as, err := oauth.NewServer(oauth.Config{
+		Config: ac, CodeTTL: cfg.CodeTTL, RefreshTTL: cfg.RefreshTokenTTL,
+	}, store, keys, tokens, logger.With("component", "oauth"))
+	if err != nil {
+		return nil, fmt.Errorf("creating the authorization server: %w", err)
+	}
+
+	a := &app{cfg: cfg, store: store, logger: logger, ready: make(chan struct{})}
+	mux := http.NewServeMux()
+	mux.Handle(httpCheckPrefix+"/", envoy.NewHTTPHandler(decider,
+		logger.With("component", "http-check"), httpCheckPrefix))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusOK)
+	})
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.Handle("/", as)
+	a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	a.grpcSrv = grpc.NewServer()
+	envoy.Register(a.grpcSrv, decider, logger.With("component", "ext_authz"))
+
+	adminToken := admin.NewToken()
+	a.admin = &http.Server{
+		Handler:           admin.NewHandler(store, adminToken, logger.With("component", "admin")),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	a.adminToken = adminToken
+	return a, nil
+}
+
+// readyz answers 200 once the registry is rehydrated and every listener is
+// up, 503 before.
+func (a *app) readyz(w http.ResponseWriter, _ *http.Request) {
+	select {
+	case <-a.ready:
+		w.WriteHeader(http.StatusOK)
+	default:
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+}
+
+// run listens on every address, serves until ctx is done, then shuts down
+// gracefully.
+func (a *app) run(ctx context.Context) error {
+	httpLn, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listening for HTTP: %w", err)
+	}
+	grpcLn, err := net.Listen("tcp", a.cfg.GRPCAddr)
+	if err != nil {
+		httpLn.Close()
+		return fmt.Errorf("listening for gRPC: %w", err)
+	}
+	adminLn, err := net.Listen("tcp", a.cfg.AdminAddr)
+	if err != nil {
+		httpLn.Close()
+		grpcLn.Close()
+		return fmt.Errorf("listening for the admin API: %w", err)
+	}
+	err = admin.WriteEndpoint(a.cfg.DataDir, admin.Endpoint{
+		URL: "http://" + adminLn.Addr().String(), Token: a.adminToken,
+	})
+	if err != nil {
+		httpLn.Close()
+		grpcLn.Close()
+		adminLn.Close()
+		return err
+	}
+	defer func() {
+		if err := admin.RemoveEndpoint(a.cfg.DataDir); err != nil {
+			a.logger.Warn("removing admin endpoint file", "err", err)
+		}
+	}()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ignoreClosed(a.httpSrv.Serve(httpLn)) })
+	g.Go(func() error { return a.grpcSrv.Serve(grpcLn) })
+	g.Go(func() error { return ignoreClosed(a.admin.Serve(adminLn)) })
+	close(a.ready)
+	a.logger.Info("mcp-authz ready", "http", httpLn.Addr().String(),
+		"grpc", grpcLn.Addr().String(), "admin", adminLn.Addr().String())
+
+	g.Go(func() error {
+		<-gctx.Done()
+		a.logger.Info("mcp-authz shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		a.grpcSrv.GracefulStop()
+		return errors.Join(a.httpSrv.Shutdown(sctx), a.admin.Shutdown(sctx))
+	})
+	return g.Wait()
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// newLogger builds the process logger from the configuration.
+func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
+	level, err := cfg.level()
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
