@@ -110,3 +110,25 @@ type Revocation struct {
 	ExpiresAt time.Time `json:"expires_at"`
 	CreatedAt time.Time `json:"created_at"`
 }
+
+// Copy returns a copy of c that the caller may mutate.
+func (c *AuthCode) Copy() *AuthCode { n := *c; return &n }
+
+// Copy returns a copy of r that the caller may mutate.
+func (r *RefreshToken) Copy() *RefreshToken { n := *r; return &n }
+
+// Copy returns a copy of c that the caller may mutate.
+func (c *Consent) Copy() *Consent { n := *c; return &n }
+
+// Copy returns a deep copy of k that the caller may mutate.
+func (k *SigningKey) Copy() *SigningKey {
+	n := *k
+	n.PrivateKey = slices.Clone(k.PrivateKey)
+	return &n
+}
+
+// Copy returns a copy of u that the caller may mutate.
+func (u *User) Copy() *User { n := *u; return &n }
+
+// Copy returns a copy of r that the caller may mutate.
+func (r *Revocation) Copy() *Revocation { n := *r; return &n }
