@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"time"
 )
 
 const usage = `usage: mcp-authz [command] [flags]
@@ -13,6 +16,7 @@ commands:
   clients list          list client registrations
   clients show ID       show one registration
   clients revoke ID     revoke a registration and everything issued to it
+  health                exit 0 when the local server answers /readyz (for container health checks)
   help                  show this text
 
 Run "mcp-authz serve -h" for the flags; every flag is also an MCP_AUTHZ_*
@@ -31,10 +35,40 @@ func run(ctx context.Context, args []string, getenv func(string) string,
 		return serve(ctx, args, getenv, stderr)
 	case "clients":
 		return clients(ctx, args, getenv, stdout)
+	case "health":
+		return health(ctx, args, getenv)
 	case "help":
 		_, err := io.WriteString(stdout, usage)
 		return err
 	default:
 		return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
 	}
+}
+
+// health asks the server on this host's HTTP address whether it is ready.
+func health(ctx context.Context, args []string, getenv func(string) string) error {
+	cfg, _, err := loadConfig(args, getenv, nil)
+	if err != nil {
+		return err
+	}
+	_, port, err := net.SplitHostPort(cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("health: http address %q: %w", cfg.HTTPAddr, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+		"http://"+net.JoinHostPort("127.0.0.1", port)+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("health: /readyz answered %s", resp.Status)
+	}
+	return nil
 }
