@@ -1,0 +1,200 @@
+package authz
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mcp-authz/mcp-authz/registry"
+)
+
+const (
+	testIssuer   = "http://localhost:9000"
+	testResource = "http://localhost:8080/mcp"
+	testRoot     = "https://mcp.example.com"
+)
+
+// testClock is a settable clock shared by Keys and the tests.
+type testClock struct{ ns atomic.Int64 }
+
+func newTestClock() *testClock {
+	c := &testClock{}
+	c.set(time.Date(2026, 9, 1, 12, 0, 0, 0, time.UTC))
+	return c
+}
+
+func (c *testClock) now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *testClock) set(t time.Time)     { c.ns.Store(t.UnixNano()) }
+func (c *testClock) add(d time.Duration) { c.ns.Add(int64(d)) }
+
+// testEnv is a real registry with keys, tokens and a decider over it.
+type testEnv struct {
+	cfg    Config
+	clock  *testClock
+	store  *registry.Store
+	keys   *Keys
+	tokens *Tokens
+}
+
+func testConfig() Config {
+	return Config{
+		Issuer: testIssuer,
+		Resources: []Resource{
+			{URL: testResource, Scopes: []string{"mcp:tools", "mcp:admin"},
+				RequiredScopes: []string{"mcp:tools"}},
+			{URL: testRoot + "/"},
+			{URL: "https://mcp.example.com/team/a"},
+		},
+	}
+}
+
+func newTestEnv(t testing.TB) *testEnv {
+	t.Helper()
+	return newTestEnvConfig(t, testConfig())
+}
+
+func newTestEnvConfig(t testing.TB, cfg Config) *testEnv {
+	t.Helper()
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	logger := discard()
+	store, err := registry.Open(t.Context(), t.TempDir(), registry.Options{Logger: logger})
+	if err != nil {
+		t.Fatalf("opening registry: %v", err)
+	}
+	t.Cleanup(func() { store.Close() })
+	keys, err := NewKeys(t.Context(), store, logger)
+	if err != nil {
+		t.Fatalf("NewKeys: %v", err)
+	}
+	clock := newTestClock()
+	keys.now = clock.now
+	tokens := NewTokens(cfg, keys)
+	return &testEnv{cfg: cfg, clock: clock, store: store, keys: keys, tokens: tokens}
+}
+
+// putClient registers a client in the registry.
+func (e *testEnv) putClient(t testing.TB, id string, revoked bool) {
+	t.Helper()
+	c := &registry.Client{ID: id, TokenEndpointAuthMethod: "none", CreatedAt: e.clock.now()}
+	if revoked {
+		c.RevokedAt = e.clock.now()
+	}
+	if err := e.store.Update(t.Context(), func(tx *registry.Txn) error {
+		return tx.PutClient(c)
+	}); err != nil {
+		t.Fatalf("putting client %q: %v", id, err)
+	}
+}
+
+// revoke records a revocation ("jti:<id>" or "grant:<id>").
+func (e *testEnv) revoke(t testing.TB, key string) {
+	t.Helper()
+	r := &registry.Revocation{Key: key, CreatedAt: e.clock.now(),
+		ExpiresAt: e.clock.now().Add(2 * time.Hour)}
+	if err := e.store.Update(t.Context(), func(tx *registry.Txn) error {
+		return tx.PutRevocation(r)
+	}); err != nil {
+		t.Fatalf("revoking %q: %v", key, err)
+	}
+}
+
+// mint mints a token for the default client and resource, applying edit.
+func (e *testEnv) mint(t testing.TB, edit func(*AccessClaims)) (string, AccessClaims) {
+	t.Helper()
+	c := AccessClaims{Subject: "alice", ClientID: "client-1", Audience: testResource,
+		Scope: "mcp:tools", GrantID: "grant-1", IssuedAt: e.clock.now()}
+	if edit != nil {
+		edit(&c)
+	}
+	tok, c, err := e.tokens.Mint(c)
+	if err != nil {
+		t.Fatalf("Mint: %v", err)
+	}
+	return tok, c
+}
+
+// signer returns the current signing key.
+func (e *testEnv) signer(t testing.TB) *signingKey {
+	t.Helper()
+	s := e.keys.set.Load()
+	if s.signer == nil {
+		t.Fatal("no signing key")
+	}
+	return s.signer
+}
+
+// validClaims are the JSON claims of a token e would accept.
+func (e *testEnv) validClaims() map[string]any {
+	now := e.clock.now().Unix()
+	return map[string]any{
+		"iss": testIssuer, "sub": "alice", "aud": testResource, "client_id": "client-1",
+		"scope": "mcp:tools", "jti": "jti-crafted", "grant": "grant-1",
+		"iat": now, "exp": now + 3600,
+	}
+}
+
+// craft builds a compact JWS from a header and claims; sign computes the
+// signature over the signing input (nil for an empty signature).
+func craft(t testing.TB, hdr, claims map[string]any, sign func([]byte) []byte) string {
+	t.Helper()
+	h, err := json.Marshal(hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := base64.RawURLEncoding
+	input := enc.EncodeToString(h) + "." + enc.EncodeToString(p)
+	var sig []byte
+	if sign != nil {
+		sig = sign([]byte(input))
+	}
+	return input + "." + enc.EncodeToString(sig)
+}
+
+// es256 signs with key the way JWS ES256 does (r || s, 32 bytes each).
+func es256(t testing.TB, key *ecdsa.PrivateKey) func([]byte) []byte {
+	return func(input []byte) []byte {
+		d := sha256.Sum256(input)
+		r, s, err := ecdsa.Sign(rand.Reader, key, d[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]byte, 64)
+		r.FillBytes(out[:32])
+		s.FillBytes(out[32:])
+		return out
+	}
+}
+
+func hs256(secret []byte) func([]byte) []byte {
+	return func(input []byte) []byte {
+		m := hmac.New(sha256.New, secret)
+		m.Write(input)
+		return m.Sum(nil)
+	}
+}
+
+func otherKey(t testing.TB) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
