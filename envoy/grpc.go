@@ -62,18 +62,26 @@ func NewAuthorizationServer(checker Checker, logger *slog.Logger,
 	}
 }
 
-// Register registers srv and the standard gRPC health service on s, with
-// both the overall health ("") and envoy.service.auth.v3.Authorization set
-// to SERVING. It returns the health server so the caller can report
-// NOT_SERVING (health.Server.Shutdown) while draining.
-func Register(s grpc.ServiceRegistrar, srv *AuthorizationServer) *health.Server {
-	authv3.RegisterAuthorizationServer(s, srv)
+// Register registers, on s, an AuthorizationServer asking checker (see
+// NewAuthorizationServer) and the standard gRPC health service, with both
+// the overall health ("") and envoy.service.auth.v3.Authorization SERVING.
+// It returns the health server so the caller can report NOT_SERVING
+// (health.Server.Shutdown) while draining.
+func Register(s grpc.ServiceRegistrar, checker Checker, logger *slog.Logger,
+	opts ...Options) *health.Server {
+	RegisterServer(s, NewAuthorizationServer(checker, logger, opts...))
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName,
 		healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(s, hs)
 	return hs
+}
+
+// RegisterServer registers srv alone on s, for callers that run their own
+// health service.
+func RegisterServer(s grpc.ServiceRegistrar, srv *AuthorizationServer) {
+	authv3.RegisterAuthorizationServer(s, srv)
 }
 
 // Check answers one Envoy ext_authz request. It never returns an error: a
