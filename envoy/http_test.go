@@ -152,9 +152,13 @@ func TestHTTPHandlerTranslatesRequest(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			fc := &fakeChecker{decision: allowDecision}
-			prefix := cmp.Or(tt.prefix, checkPrefix)
-			if prefix == "-" {
+			prefix := checkPrefix
+			switch tt.prefix {
+			case "":
+			case "-":
 				prefix = ""
+			default:
+				prefix = tt.prefix
 			}
 			rec := httptest.NewRecorder()
 			NewHTTPHandler(fc, discard, prefix).ServeHTTP(rec, tt.req)
