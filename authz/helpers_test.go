@@ -37,11 +37,12 @@ func (c *testClock) add(d time.Duration) { c.ns.Add(int64(d)) }
 
 // testEnv is a real registry with keys, tokens and a decider over it.
 type testEnv struct {
-	cfg    Config
-	clock  *testClock
-	store  *registry.Store
-	keys   *Keys
-	tokens *Tokens
+	cfg     Config
+	clock   *testClock
+	store   *registry.Store
+	keys    *Keys
+	tokens  *Tokens
+	decider *Decider
 }
 
 func testConfig() Config {
@@ -80,7 +81,9 @@ func newTestEnvConfig(t testing.TB, cfg Config) *testEnv {
 	clock := newTestClock()
 	keys.now = clock.now
 	tokens := NewTokens(cfg, keys)
-	return &testEnv{cfg: cfg, clock: clock, store: store, keys: keys, tokens: tokens}
+	d := NewDecider(cfg, tokens, store, logger)
+	d.now = clock.now
+	return &testEnv{cfg: cfg, clock: clock, store: store, keys: keys, tokens: tokens, decider: d}
 }
 
 // putClient registers a client in the registry.

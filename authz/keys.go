@@ -314,3 +314,10 @@ func newSigningKey(now time.Time) (*registry.SigningKey, error) {
 		CreatedAt:  now,
 	}, nil
 }
+
+// published reports whether the key kid is still published (and so still
+// verifies tokens).
+func (k *Keys) published(kid string) bool {
+	s, err := k.current()
+	return err == nil && s.byKID[kid] != nil
+}
