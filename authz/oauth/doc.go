@@ -1,0 +1,32 @@
+// Package oauth is mcp-authz's OAuth 2.1 authorization server: discovery
+// metadata (RFC 8414, OpenID discovery, RFC 9728 protected resource
+// metadata), JWKS, dynamic client registration (RFC 7591), the authorization
+// endpoint with its login and consent pages, the token endpoint with PKCE
+// (RFC 7636), resource indicators (RFC 8707), refresh token rotation, and
+// token revocation (RFC 7009) and introspection (RFC 7662).
+//
+// Every client, code, refresh token, consent and user lives in the registry,
+// so registrations and grants survive restarts. Only in-flight logins (the
+// pending authorization shown on a page and the browser's login session) are
+// kept in process memory: a restart, or a load balancer that sends the two
+// halves of a login to different instances, makes the user start the login
+// again. Signing the pending request into the form with a key shared through
+// the registry would remove that limit.
+//
+// Decisions that clients depend on, and the choice made for each:
+//
+//   - Registration without token_endpoint_auth_method gets
+//     client_secret_basic and a secret (RFC 7591 §2). Grant and response
+//     types that are not supported are dropped from the registration (the
+//     answer shows what was registered); a registration that is left without
+//     authorization_code or the code response type is refused.
+//   - The requested scope defaults to the client's registered scope (limited
+//     to the resource's scopes), then to the resource's required scopes.
+//     offline_access is accepted and dropped: every client registered with
+//     the refresh_token grant gets refresh tokens.
+//   - A state value longer than 2048 bytes or holding control characters is
+//     refused with invalid_request sent to the (verified) redirect URI,
+//     without echoing the state.
+//   - Refresh tokens rotate on every use and slide their expiry; presenting
+//     a rotated one revokes the whole grant.
+package oauth

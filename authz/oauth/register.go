@@ -1,0 +1,330 @@
+package oauth
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/mcp-authz/mcp-authz/registry"
+)
+
+// Token endpoint authentication methods (RFC 7591 §2).
+const (
+	authNone        = "none"
+	authSecretPost  = "client_secret_post"
+	authSecretBasic = "client_secret_basic"
+)
+
+// Grant types.
+const (
+	grantAuthorizationCode = "authorization_code"
+	grantRefreshToken      = "refresh_token"
+)
+
+// Registration limits.
+const (
+	maxRegistrationBody = 64 << 10
+	maxRedirectURIs     = 20
+	maxContacts         = 10
+	maxShortField       = 200 // client_name, software_id, software_version
+	maxScopeLen         = 2000
+)
+
+// clientMetadata is the part of an RFC 7591 registration request this server
+// understands; every other member is ignored.
+type clientMetadata struct {
+	RedirectURIs            []string `json:"redirect_uris"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	GrantTypes              []string `json:"grant_types"`
+	ResponseTypes           []string `json:"response_types"`
+	ClientName              string   `json:"client_name"`
+	ClientURI               string   `json:"client_uri"`
+	LogoURI                 string   `json:"logo_uri"`
+	Scope                   string   `json:"scope"`
+	Contacts                []string `json:"contacts"`
+	SoftwareID              string   `json:"software_id"`
+	SoftwareVersion         string   `json:"software_version"`
+	ApplicationType         string   `json:"application_type"`
+}
+
+// clientInfo is the registration answer (RFC 7591 §3.2.1).
+type clientInfo struct {
+	ClientID                string   `json:"client_id"`
+	ClientIDIssuedAt        int64    `json:"client_id_issued_at"`
+	ClientSecret            string   `json:"client_secret,omitempty"`
+	ClientSecretExpiresAt   *int64   `json:"client_secret_expires_at,omitempty"`
+	RedirectURIs            []string `json:"redirect_uris"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	GrantTypes              []string `json:"grant_types"`
+	ResponseTypes           []string `json:"response_types"`
+	ClientName              string   `json:"client_name,omitempty"`
+	ClientURI               string   `json:"client_uri,omitempty"`
+	LogoURI                 string   `json:"logo_uri,omitempty"`
+	Scope                   string   `json:"scope,omitempty"`
+	ApplicationType         string   `json:"application_type,omitempty"`
+	Contacts                []string `json:"contacts,omitempty"`
+	SoftwareID              string   `json:"software_id,omitempty"`
+	SoftwareVersion         string   `json:"software_version,omitempty"`
+}
+
+// handleRegister serves RFC 7591 dynamic client registration.
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	if !allowMethods(w, r, http.MethodPost) {
+		return
+	}
+	if !isJSON(r.Header.Get("Content-Type")) {
+		writeError(w, http.StatusUnsupportedMediaType, errInvalidClientMetadata,
+			"the registration request must be application/json")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRegistrationBody))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeError(w, http.StatusRequestEntityTooLarge, errInvalidClientMetadata,
+				"the registration request is larger than 64 KiB")
+			return
+		}
+		writeError(w, http.StatusBadRequest, errInvalidClientMetadata, "reading the request failed")
+		return
+	}
+	c, oerr := parseClientMetadata(body)
+	if oerr != nil {
+		s.log.Debug("registration refused", "err", oerr.Description)
+		writeOAuthError(w, oerr)
+		return
+	}
+
+	var secret string
+	if c.TokenEndpointAuthMethod != authNone {
+		secret = randomToken(clientSecretBytes)
+		c.SecretHash = hashSecret(secret)
+	}
+	c.CreatedAt = s.now().UTC()
+	err = s.store.Update(r.Context(), func(tx *registry.Txn) error {
+		for c.ID == "" || tx.Client(c.ID) != nil {
+			c.ID = randomToken(clientIDBytes)
+		}
+		return tx.PutClient(c)
+	})
+	if err != nil {
+		s.log.Error("storing client", "err", err)
+		writeOAuthError(w, storeError(err))
+		return
+	}
+	s.log.Info("client registered", "client_id", c.ID, "client_name", c.Name,
+		"auth_method", c.TokenEndpointAuthMethod, "redirect_uris", c.RedirectURIs)
+	writeJSON(w, http.StatusCreated, clientInfoOf(c, secret))
+}
+
+// clientInfoOf renders a stored client, with its secret when just issued.
+func clientInfoOf(c *registry.Client, secret string) clientInfo {
+	info := clientInfo{
+		ClientID:                c.ID,
+		ClientIDIssuedAt:        c.CreatedAt.Unix(),
+		ClientSecret:            secret,
+		RedirectURIs:            c.RedirectURIs,
+		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
+		GrantTypes:              c.GrantTypes,
+		ResponseTypes:           c.ResponseTypes,
+		ClientName:              c.Name,
+		ClientURI:               c.URI,
+		LogoURI:                 c.LogoURI,
+		Scope:                   c.Scope,
+		ApplicationType:         c.ApplicationType,
+		Contacts:                c.Contacts,
+		SoftwareID:              c.SoftwareID,
+		SoftwareVersion:         c.SoftwareVersion,
+	}
+	if c.SecretHash != "" {
+		var exp int64
+		if !c.SecretExpiresAt.IsZero() {
+			exp = c.SecretExpiresAt.Unix()
+		}
+		info.ClientSecretExpiresAt = &exp
+	}
+	return info
+}
+
+// isJSON reports whether a Content-Type is application/json or +json.
+func isJSON(ctype string) bool {
+	mt, _, err := mime.ParseMediaType(ctype)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// parseClientMetadata validates a registration request body and returns the
+// client to register (without id, secret or times). Errors are the RFC 7591
+// answer to send.
+func parseClientMetadata(body []byte) (*registry.Client, *oauthError) {
+	bad := func(format string, args ...any) *oauthError {
+		return newError(http.StatusBadRequest, errInvalidClientMetadata, fmt.Sprintf(format, args...))
+	}
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return nil, bad("the registration request must be a JSON object")
+	}
+	var m clientMetadata
+	if err := json.Unmarshal(body, &m); err != nil {
+		if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok && te.Field != "" {
+			return nil, bad("%s has the wrong type", te.Field)
+		}
+		return nil, bad("the registration request is not valid JSON")
+	}
+
+	c := &registry.Client{
+		TokenEndpointAuthMethod: m.TokenEndpointAuthMethod,
+		Name:                    m.ClientName,
+		URI:                     m.ClientURI,
+		LogoURI:                 m.LogoURI,
+		ApplicationType:         m.ApplicationType,
+		SoftwareID:              m.SoftwareID,
+		SoftwareVersion:         m.SoftwareVersion,
+	}
+	if c.TokenEndpointAuthMethod == "" {
+		c.TokenEndpointAuthMethod = authSecretBasic // RFC 7591 §2 default
+	}
+	if !slices.Contains(supportedAuthMethods, c.TokenEndpointAuthMethod) {
+		return nil, bad("token_endpoint_auth_method %q is not supported; use none, "+
+			"client_secret_post or client_secret_basic", c.TokenEndpointAuthMethod)
+	}
+
+	var err error
+	if c.GrantTypes, err = registeredGrantTypes(m.GrantTypes); err != nil {
+		return nil, bad("%v", err)
+	}
+	if !slices.Contains(m.ResponseTypes, "code") && len(m.ResponseTypes) > 0 {
+		return nil, bad("response_types must include code")
+	}
+	c.ResponseTypes = []string{"code"}
+
+	if oerr := checkRedirectURIs(m.RedirectURIs); oerr != nil {
+		return nil, oerr
+	}
+	c.RedirectURIs = dedupe(m.RedirectURIs)
+
+	if c.Scope, err = normalizeScope(m.Scope); err != nil {
+		return nil, bad("scope: %v", err)
+	}
+	if err := checkOptionalFields(&m); err != nil {
+		return nil, bad("%v", err)
+	}
+	if len(m.Contacts) > 0 {
+		c.Contacts = slices.Clone(m.Contacts)
+	}
+	return c, nil
+}
+
+// registeredGrantTypes applies the default and drops grant types this server
+// does not offer (RFC 7591 §3.2.1 lets the server replace values).
+func registeredGrantTypes(asked []string) ([]string, error) {
+	if len(asked) == 0 {
+		return []string{grantAuthorizationCode}, nil
+	}
+	var out []string
+	for _, g := range supportedGrantTypes {
+		if slices.Contains(asked, g) {
+			out = append(out, g)
+		}
+	}
+	if !slices.Contains(out, grantAuthorizationCode) {
+		return nil, errors.New("grant_types must include authorization_code")
+	}
+	return out, nil
+}
+
+func checkRedirectURIs(uris []string) *oauthError {
+	switch {
+	case len(uris) == 0:
+		return newError(http.StatusBadRequest, errInvalidRedirectURI,
+			"redirect_uris is required")
+	case len(uris) > maxRedirectURIs:
+		return newError(http.StatusBadRequest, errInvalidRedirectURI,
+			fmt.Sprintf("at most %d redirect_uris", maxRedirectURIs))
+	}
+	for _, u := range uris {
+		if err := validateRedirectURI(u); err != nil {
+			return newError(http.StatusBadRequest, errInvalidRedirectURI,
+				fmt.Sprintf("redirect URI %q: %v", truncate(u, 200), err))
+		}
+	}
+	return nil
+}
+
+// checkOptionalFields validates the descriptive metadata.
+func checkOptionalFields(m *clientMetadata) error {
+	for name, v := range map[string]string{
+		"client_name": m.ClientName, "software_id": m.SoftwareID,
+		"software_version": m.SoftwareVersion,
+	} {
+		if err := checkText(v, maxShortField); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	for name, v := range map[string]string{"client_uri": m.ClientURI, "logo_uri": m.LogoURI} {
+		if v != "" && !isWebURL(v) {
+			return fmt.Errorf("%s must be an absolute http(s) URL", name)
+		}
+	}
+	switch m.ApplicationType {
+	case "", "web", "native":
+	default:
+		return fmt.Errorf("application_type must be web or native")
+	}
+	if len(m.Contacts) > maxContacts {
+		return fmt.Errorf("at most %d contacts", maxContacts)
+	}
+	for _, c := range m.Contacts {
+		if err := checkText(c, 320); err != nil || c == "" {
+			return errors.New("contacts must be short non-empty strings")
+		}
+	}
+	return nil
+}
+
+// checkText accepts printable UTF-8 up to max bytes.
+func checkText(s string, max int) error {
+	if len(s) > max {
+		return fmt.Errorf("longer than %d bytes", max)
+	}
+	if !utf8.ValidString(s) {
+		return errors.New("not valid UTF-8")
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return errors.New("contains control characters")
+		}
+	}
+	return nil
+}
+
+func isWebURL(s string) bool {
+	if len(s) > maxRedirectURILen {
+		return false
+	}
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") &&
+		u.Host != "" && u.User == nil
+}
+
+func dedupe(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

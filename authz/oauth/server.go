@@ -1,0 +1,188 @@
+package oauth
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/mcp-authz/mcp-authz/authz"
+	"github.com/mcp-authz/mcp-authz/registry"
+)
+
+// Defaults applied by NewServer to zero Config durations.
+const (
+	DefaultCodeTTL      = 2 * time.Minute
+	DefaultRefreshTTL   = 30 * 24 * time.Hour
+	DefaultSessionTTL   = 12 * time.Hour
+	DefaultAuthorizeTTL = 15 * time.Minute
+)
+
+// Config configures the authorization server.
+type Config struct {
+	authz.Config
+
+	// CodeTTL is the lifetime of an authorization code (default 2m).
+	CodeTTL time.Duration
+	// RefreshTTL is the lifetime of a refresh token; each rotation starts
+	// a new one (default 30 days).
+	RefreshTTL time.Duration
+	// SessionTTL is how long a browser stays logged in to the authorization
+	// page (default 12h).
+	SessionTTL time.Duration
+	// AuthorizeTTL is how long a login or consent page can be submitted
+	// after it was shown (default 15m).
+	AuthorizeTTL time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	c.Config = c.Config.WithDefaults()
+	if c.CodeTTL == 0 {
+		c.CodeTTL = DefaultCodeTTL
+	}
+	if c.RefreshTTL == 0 {
+		c.RefreshTTL = DefaultRefreshTTL
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = DefaultSessionTTL
+	}
+	if c.AuthorizeTTL == 0 {
+		c.AuthorizeTTL = DefaultAuthorizeTTL
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	errs := []error{c.Config.Validate()}
+	for name, d := range map[string]time.Duration{
+		"code ttl": c.CodeTTL, "refresh ttl": c.RefreshTTL,
+		"session ttl": c.SessionTTL, "authorize ttl": c.AuthorizeTTL,
+	} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("negative %s %v", name, d))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Server is the OAuth 2.1 authorization server. It is an http.Handler that
+// serves every endpoint and metadata document; route to it the issuer's
+// paths and the protected resources' /.well-known/oauth-protected-resource
+// paths.
+type Server struct {
+	cfg    Config
+	store  *registry.Store
+	keys   *authz.Keys
+	tokens *authz.Tokens
+	log    *slog.Logger
+	now    func() time.Time
+
+	issuer   string // exactly as configured
+	base     string // issuer URL without a trailing slash, for endpoints
+	basePath string // issuer path without a trailing slash ("" at the root)
+	secure   bool   // issuer is https: cookies get Secure and __Host-
+
+	routes   map[string]http.HandlerFunc
+	asMeta   []byte
+	oidcMeta []byte
+	flows    *flowStore
+}
+
+// NewServer returns the authorization server for cfg. It applies the
+// defaults of authz.Config.WithDefaults and of Config, and refuses an
+// invalid configuration.
+func NewServer(cfg Config, store *registry.Store, keys *authz.Keys, tokens *authz.Tokens,
+	logger *slog.Logger) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("oauth config: %w", err)
+	}
+	if store == nil || keys == nil || tokens == nil {
+		return nil, errors.New("oauth: store, keys and tokens are required")
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	iu, err := url.Parse(cfg.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("parsing issuer %q: %w", cfg.Issuer, err)
+	}
+	s := &Server{
+		cfg:      cfg,
+		store:    store,
+		keys:     keys,
+		tokens:   tokens,
+		log:      logger.With("component", "oauth"),
+		now:      time.Now,
+		issuer:   cfg.Issuer,
+		base:     strings.TrimSuffix(cfg.Issuer, "/"),
+		basePath: strings.TrimSuffix(iu.EscapedPath(), "/"),
+		secure:   strings.EqualFold(iu.Scheme, "https"),
+		flows:    newFlowStore(),
+	}
+	if s.asMeta, s.oidcMeta, err = s.buildMetadata(); err != nil {
+		return nil, err
+	}
+	s.routes = s.buildRoutes()
+	return s, nil
+}
+
+// Endpoint paths below the issuer.
+const (
+	pathAuthorize  = "/authorize"
+	pathToken      = "/token"
+	pathRegister   = "/register"
+	pathRevoke     = "/revoke"
+	pathIntrospect = "/introspect"
+	pathJWKS       = "/.well-known/jwks.json"
+	pathASMeta     = "/.well-known/oauth-authorization-server"
+	pathOIDCMeta   = "/.well-known/openid-configuration"
+	pathPRM        = "/.well-known/oauth-protected-resource"
+)
+
+// buildRoutes maps every served path to its handler. Endpoints live below the
+// issuer's path; when the issuer has a path they are also served at the root,
+// where clients without metadata look for them.
+func (s *Server) buildRoutes() map[string]http.HandlerFunc {
+	rt := map[string]http.HandlerFunc{}
+	endpoints := map[string]http.HandlerFunc{
+		pathAuthorize:      s.handleAuthorize,
+		pathToken:          cors(s.handleToken),
+		pathRegister:       cors(s.handleRegister),
+		pathRegister + "/": cors(s.handleRegister),
+		pathRevoke:         cors(s.handleRevoke),
+		pathIntrospect:     cors(s.handleIntrospect),
+		pathJWKS:           cors(s.handleJWKS),
+		pathASMeta:         cors(s.metadataHandler(s.asMeta)),
+		pathOIDCMeta:       cors(s.metadataHandler(s.oidcMeta)),
+	}
+	for p, h := range endpoints {
+		rt[s.basePath+p] = h
+		if _, taken := rt[p]; !taken {
+			rt[p] = h
+		}
+	}
+	if s.basePath != "" {
+		// RFC 8414 §3.1 path insertion, and OpenID's too.
+		rt[pathASMeta+s.basePath] = cors(s.metadataHandler(s.asMeta))
+		rt[pathOIDCMeta+s.basePath] = cors(s.metadataHandler(s.oidcMeta))
+	}
+	return rt
+}
+
+// ServeHTTP serves the authorization server's endpoints.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.EscapedPath()
+	if h, ok := s.routes[p]; ok {
+		h(w, r)
+		return
+	}
+	if p == pathPRM || strings.HasPrefix(p, pathPRM+"/") {
+		cors(s.handleResourceMetadata)(w, r)
+		return
+	}
+	writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
+}
