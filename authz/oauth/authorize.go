@@ -293,20 +293,17 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req authReque
 		CreatedAt:     now,
 		ExpiresAt:     now.Add(s.cfg.CodeTTL),
 	}
-	var consent *registry.Consent
-	if remember {
-		scope := req.scope
-		if old := s.store.Consent(subject, req.clientID); old != nil {
-			prev, _ := parseScope(old.Scope)
-			scope = dedupe(slices.Concat(prev, req.scope))
-		}
-		consent = &registry.Consent{
-			Subject: subject, ClientID: req.clientID, Scope: joinScope(scope), GrantedAt: now,
-		}
-	}
 	err := s.store.Update(r.Context(), func(tx *registry.Txn) error {
-		if consent != nil {
-			if err := tx.PutConsent(consent); err != nil {
+		if remember {
+			scope := req.scope
+			if old := tx.Consent(subject, req.clientID); old != nil {
+				prev, _ := parseScope(old.Scope)
+				scope = dedupe(slices.Concat(prev, req.scope))
+			}
+			err := tx.PutConsent(&registry.Consent{
+				Subject: subject, ClientID: req.clientID, Scope: joinScope(scope), GrantedAt: now,
+			})
+			if err != nil {
 				return err
 			}
 		}

@@ -271,7 +271,7 @@ func (s *Server) mint(c *registry.Client, subject, scope, resource, grantID stri
 	resp := &tokenResponse{
 		AccessToken: at,
 		TokenType:   "Bearer",
-		ExpiresIn:   int64(claims.ExpiresAt.Sub(now).Round(time.Second) / time.Second),
+		ExpiresIn:   int64(claims.ExpiresAt.Sub(claims.IssuedAt) / time.Second),
 		Scope:       scope,
 	}
 	if !hasGrantType(c, grantRefreshToken) {

@@ -20,9 +20,8 @@ const AdminUser = "admin"
 // is stored. When users already exist it does nothing and returns "".
 //
 // The check for existing users reads the store before the write transaction
-// (the transaction has no user listing yet); two instances starting at the
-// same moment on one shared registry could both create the admin, the later
-// write winning.
+// (the transaction has no user listing); inside it only the admin user is
+// checked again, so an admin created meanwhile is never overwritten.
 func EnsureAdmin(ctx context.Context, store *registry.Store, password string) (generated string,
 	err error) {
 	if len(store.Users()) > 0 {
@@ -36,13 +35,21 @@ func EnsureAdmin(ctx context.Context, store *registry.Store, password string) (g
 	if err != nil {
 		return "", fmt.Errorf("hashing password of user %q: %w", AdminUser, err)
 	}
+	created := false
 	err = store.Update(ctx, func(tx *registry.Txn) error {
+		if tx.User(AdminUser) != nil {
+			return nil // created meanwhile by another instance
+		}
+		created = true
 		return tx.PutUser(&registry.User{
 			Name: AdminUser, PasswordHash: string(hash), CreatedAt: time.Now().UTC(),
 		})
 	})
 	if err != nil {
 		return "", fmt.Errorf("creating user %q: %w", AdminUser, err)
+	}
+	if !created {
+		return "", nil
 	}
 	return generated, nil
 }
