@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-memdb"
 )
@@ -21,75 +23,272 @@ var ErrUnavailable = errors.New("registry unavailable for writes")
 // ErrClosed is returned by Update after Close.
 var ErrClosed = errors.New("registry closed")
 
-// Options configures Open.
+// Default option values.
+const (
+	DefaultSegmentSize     = 64 << 20
+	DefaultSnapshotBytes   = 256 << 20
+	DefaultSnapshotRecords = 1_000_000
+	DefaultKeepSnapshots   = 2
+)
+
+// Options configures Open. The zero value is a good configuration.
 type Options struct {
 	// Logger receives the store's logs; nil means slog.Default().
 	Logger *slog.Logger
+
+	// FS is the filesystem to use; nil means OSFS.
+	FS FS
+
+	// SegmentSize is the size at which the log rolls to a new segment file;
+	// 0 means DefaultSegmentSize.
+	SegmentSize int64
+
+	// SnapshotBytes and SnapshotRecords start a snapshot when the log written
+	// since the last one reaches this many bytes or records; 0 means the
+	// default, a negative value turns that trigger off.
+	SnapshotBytes   int64
+	SnapshotRecords int
+
+	// KeepSnapshots is how many snapshots are kept; 0 means
+	// DefaultKeepSnapshots. The log is kept from the oldest of them, so that
+	// Open can fall back to it when the newest is damaged.
+	KeepSnapshots int
+
+	// NoGroupCommit makes every Update fsync the log on its own while it
+	// holds the writer lock, instead of sharing fsyncs between concurrent
+	// Updates. It exists to measure what group commit gains.
+	NoGroupCommit bool
+
+	// Repair makes Open set aside damaged log data (copying it into the
+	// damaged/ subdirectory first) and keep what verifies, instead of
+	// refusing to open.
+	Repair bool
+
+	// HousekeepInterval, when positive, runs Housekeep that often.
+	HousekeepInterval time.Duration
+
+	// OnFsync, if set, is called with the duration of every log fsync.
+	OnFsync func(time.Duration)
+
+	// OnSnapshot, if set, is called after every snapshot attempt with its
+	// duration and outcome.
+	OnSnapshot func(time.Duration, error)
+
+	// Now returns the current time for housekeeping; nil means time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.FS == nil {
+		o.FS = OSFS{}
+	}
+	if o.SegmentSize <= 0 {
+		o.SegmentSize = DefaultSegmentSize
+	}
+	if o.SnapshotBytes == 0 {
+		o.SnapshotBytes = DefaultSnapshotBytes
+	}
+	if o.SnapshotRecords == 0 {
+		o.SnapshotRecords = DefaultSnapshotRecords
+	}
+	if o.KeepSnapshots <= 0 {
+		o.KeepSnapshots = DefaultKeepSnapshots
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
 }
 
 // Store is the registry: an in-memory index made durable on disk.
 //
 // Reads on the Store see the state as of the last durable write; they never
-// do I/O and never block on writers.
+// do I/O and never wait for writers. See the package documentation for how
+// writes are made durable.
 type Store struct {
-	log *slog.Logger
+	opts Options
+	log  *slog.Logger
+	fs   FS
+	dir  string
+	lock io.Closer
 
-	// wmu serialises writers. head is the newest state, including writes
-	// whose log record is not yet durable; only writers read it.
+	// wmu serialises writers; it is taken before smu. head is the newest
+	// state, including writes whose log record is not durable yet; only
+	// writers use it.
 	wmu    sync.Mutex
 	head   *memdb.MemDB
 	closed bool
 
 	// view is a read transaction on the newest durable state. A memdb read
-	// transaction only reads immutable trees, so it is shared by all readers.
+	// transaction only reads immutable trees, so all readers share it.
 	view atomic.Pointer[memdb.Txn]
+
+	// smu guards the log and the commit pipeline below.
+	smu        sync.Mutex
+	work       *sync.Cond // the syncer waits on it for pending commits
+	drained    *sync.Cond // signalled when pending commits are settled
+	seg        *segment   // the segment being appended to
+	retired    []File     // rotated segments, fsynced, to be closed by the syncer
+	appended   logPos     // end of the last appended record
+	appendedDB *memdb.MemDB
+	durable    logPos // end of the last durable record
+	durableDB  *memdb.MemDB
+	pending    []*commit // appended, waiting for an fsync, in sequence order
+	broken     error     // set when the log tail must be repaired before appending
+	rollback   bool      // head holds changes whose fsync failed
+	epoch      uint64    // counts fsync failures
+	stopping   bool
+	sinceSnap  snapCounter
+
+	syncerDone chan struct{}
+	bg         sync.WaitGroup // snapshot and housekeeping goroutines
+	bgStop     chan struct{}
+	snapMu     sync.Mutex // one snapshot at a time
+	snapping   atomic.Bool
+}
+
+// segment is an open log segment.
+type segment struct {
+	name     string
+	f        File
+	size     int64
+	firstSeq uint64
+}
+
+// logPos is the position just after the log record seq.
+type logPos struct {
+	seq uint64
+	crc uint32 // chained checksum of record seq
+	seg string // segment holding it
+	off int64  // offset in seg just past it
+}
+
+// commit is an appended record waiting for the fsync that covers it.
+type commit struct {
+	seq  uint64
+	done chan error
+}
+
+type snapCounter struct {
+	bytes   int64
+	records int
 }
 
 // Open opens (creating if needed) the data directory dir, takes its lock and
-// rehydrates the index from disk.
+// rehydrates the index from disk: the newest snapshot that verifies, then the
+// log after it. See the package documentation for how damage is handled.
 func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
-	db, err := newDB()
+	opts = opts.withDefaults()
+	s := &Store{
+		opts:       opts,
+		log:        opts.Logger.With("component", "registry", "dir", dir),
+		fs:         opts.FS,
+		dir:        dir,
+		syncerDone: make(chan struct{}),
+		bgStop:     make(chan struct{}),
+	}
+	s.work = sync.NewCond(&s.smu)
+	s.drained = sync.NewCond(&s.smu)
+	if err := s.fs.MkdirAll(dir, dirPerm); err != nil {
+		return nil, fmt.Errorf("creating data directory %s: %w", dir, err)
+	}
+	lock, err := s.fs.Lock(joinDir(dir, lockName))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("opening registry %s: %w", dir, err)
 	}
-	s := &Store{log: opts.Logger, head: db}
-	if s.log == nil {
-		s.log = slog.Default()
+	s.lock = lock
+	if err := s.load(ctx); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("opening registry %s: %w", dir, err)
 	}
-	s.view.Store(db.Txn(false))
+	go s.syncLoop()
+	s.startBackground()
 	return s, nil
 }
 
 // newDB returns an empty index. It is a memdb snapshot rather than the
 // primary database: nothing watches the registry, and a non-primary memdb
 // skips tracking the mutation channels of its radix trees.
-func newDB() (*memdb.MemDB, error) {
+func newDB() *memdb.MemDB {
 	db, err := memdb.NewMemDB(schema())
 	if err != nil {
-		return nil, fmt.Errorf("creating index: %w", err)
+		panic(fmt.Sprintf("registry: invalid schema: %v", err))
 	}
-	return db.Snapshot(), nil
+	return db.Snapshot()
 }
 
-// Close flushes and closes the store and releases the directory lock.
+// Close waits for pending writes to become durable, stops background work,
+// closes the log and releases the directory lock. Reads keep working on the
+// last state.
 func (s *Store) Close() error {
 	s.wmu.Lock()
-	defer s.wmu.Unlock()
+	if s.closed {
+		s.wmu.Unlock()
+		return nil
+	}
 	s.closed = true
+	s.wmu.Unlock()
+
+	close(s.bgStop)
+	s.bg.Wait()
+	s.snapMu.Lock() // wait for an on-demand snapshot
+	defer s.snapMu.Unlock()
+
+	s.smu.Lock()
+	s.stopping = true
+	s.work.Broadcast()
+	s.smu.Unlock()
+	<-s.syncerDone
+
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	var errs []error
+	for _, f := range s.retired {
+		errs = append(errs, f.Close())
+	}
+	s.retired = nil
+	if s.seg != nil {
+		errs = append(errs, s.seg.f.Close())
+		s.seg = nil
+	}
+	errs = append(errs, s.lock.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("closing registry %s: %w", s.dir, err)
+	}
 	return nil
 }
 
 // Update runs fn in a write transaction. Its changes become visible and are
 // durable on disk before Update returns nil; if fn returns an error nothing
 // is written. fn may be called only once and must not block on I/O.
+//
+// Once fn has run and its record is in the log, Update waits for the fsync
+// whatever ctx says: the outcome is then decided by the disk. An error
+// caused by the disk wraps ErrUnavailable, and then nothing was written.
 func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.wmu.Lock()
-	defer s.wmu.Unlock()
+	c, err := s.write(fn)
+	s.wmu.Unlock()
+	if err != nil || c == nil {
+		return err
+	}
+	return <-c.done
+}
+
+// write runs fn and appends its record, holding wmu. It returns the commit to
+// wait for, or nil when there is nothing to wait for.
+func (s *Store) write(fn func(tx *Txn) error) (*commit, error) {
 	if s.closed {
-		return ErrClosed
+		return nil, ErrClosed
+	}
+	if err := s.prepare(); err != nil {
+		return nil, err
 	}
 
 	mtx := s.head.Txn(true)
@@ -99,12 +298,160 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error) error {
 	err := fn(tx)
 	tx.done = true
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if len(mtx.Changes()) == 0 {
-		return nil
+	changes := mtx.Changes()
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	payload, err := encodeBatch(changes)
+	if err != nil {
+		return nil, err
+	}
+	if len(payload) > maxPayload {
+		return nil, fmt.Errorf("update of %d changes is %d bytes, more than %d",
+			len(changes), len(payload), maxPayload)
+	}
+
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	if s.broken != nil {
+		// An fsync failed while fn ran: what fn read may be rolled back.
+		return nil, s.unavailable(s.broken)
+	}
+	pos, err := s.appendLocked(payload)
+	if err != nil {
+		// After a failed write, commits appended before stay pending: their
+		// fate is the syncer's. After a failed fsync they fail.
+		var fe *fsyncError
+		s.breakLocked(err, errors.As(err, &fe))
+		return nil, s.unavailable(err)
+	}
+	if s.opts.NoGroupCommit {
+		start := time.Now()
+		err := s.seg.f.Sync()
+		s.fsynced(time.Since(start))
+		if err != nil {
+			err = fmt.Errorf("fsync %s: %w", s.seg.name, err)
+			s.breakLocked(err, false)
+			return nil, s.unavailable(err) // mtx aborts: nothing visible
+		}
+		mtx.Commit()
+		s.appended, s.appendedDB = pos, s.head.Snapshot()
+		s.publishLocked(pos, s.appendedDB)
+		return nil, nil
 	}
 	mtx.Commit()
-	s.view.Store(s.head.Txn(false))
+	s.appended, s.appendedDB = pos, s.head.Snapshot()
+	c := &commit{seq: pos.seq, done: make(chan error, 1)}
+	s.pending = append(s.pending, c)
+	s.work.Signal()
+	return c, nil
+}
+
+// prepare undoes the effects of a failed fsync and repairs the log tail
+// before a write, holding wmu.
+func (s *Store) prepare() error {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	if s.broken == nil {
+		return nil
+	}
+	for len(s.pending) > 0 {
+		s.drained.Wait()
+	}
+	if s.rollback {
+		s.head = s.durableDB.Snapshot()
+		s.appended, s.appendedDB = s.durable, s.durableDB
+		s.rollback = false
+	}
+	if err := s.repairTailLocked(); err != nil {
+		return s.unavailable(err)
+	}
+	s.log.Info("registry writes recovered", "seq", s.durable.seq)
+	s.broken = nil
 	return nil
+}
+
+func (s *Store) unavailable(err error) error {
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// breakLocked records that the log tail can no longer be trusted: the next
+// write repairs it first. With failPending (an fsync failed), the commits
+// waiting for an fsync fail and head is rolled back to the durable state.
+// Only the first failure is logged.
+func (s *Store) breakLocked(err error, failPending bool) {
+	if s.broken == nil {
+		s.log.Error("registry writes failing; reads continue", "err", err)
+		s.broken = err
+	}
+	if failPending {
+		s.epoch++
+	}
+	if failPending && len(s.pending) > 0 {
+		s.rollback = true
+		for _, c := range s.pending {
+			c.done <- s.unavailable(err)
+		}
+		s.pending = nil
+		s.drained.Broadcast()
+	}
+}
+
+// publishLocked makes the state db at pos durable and visible to readers.
+func (s *Store) publishLocked(pos logPos, db *memdb.MemDB) {
+	s.durable, s.durableDB = pos, db
+	s.view.Store(db.Txn(false))
+	s.maybeSnapshotLocked()
+}
+
+func (s *Store) fsynced(d time.Duration) {
+	if s.opts.OnFsync != nil {
+		s.opts.OnFsync(d)
+	}
+}
+
+// syncLoop is the group-commit syncer: it fsyncs the active segment whenever
+// commits are pending, then acknowledges every commit the fsync covered.
+// Commits appended while it waits for the disk ride on its next fsync.
+func (s *Store) syncLoop() {
+	defer close(s.syncerDone)
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	for {
+		for len(s.pending) == 0 && !s.stopping {
+			s.work.Wait()
+		}
+		if len(s.pending) == 0 {
+			return
+		}
+		for _, f := range s.retired {
+			f.Close() // fsynced when it was rotated out
+		}
+		s.retired = nil
+		seg, pos, db, n := s.seg, s.appended, s.appendedDB, len(s.pending)
+
+		epoch := s.epoch
+
+		s.smu.Unlock()
+		start := time.Now()
+		err := seg.f.Sync()
+		s.fsynced(time.Since(start))
+		s.smu.Lock()
+
+		if epoch != s.epoch {
+			continue // a failure settled these commits meanwhile
+		}
+		if err != nil {
+			s.breakLocked(fmt.Errorf("fsync %s: %w", seg.name, err), true)
+			continue
+		}
+		s.publishLocked(pos, db)
+		for _, c := range s.pending[:n] {
+			c.done <- nil
+		}
+		s.pending = append([]*commit(nil), s.pending[n:]...)
+		s.drained.Broadcast()
+	}
 }

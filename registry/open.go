@@ -1,0 +1,334 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/hashicorp/go-memdb"
+)
+
+// snapInfo is what a snapshot covers: the log up to and including seq, whose
+// chained checksum is crc.
+type snapInfo struct {
+	seq uint64
+	crc uint32
+}
+
+// load rehydrates the index from the data directory and opens the log for
+// appending. It runs before the Store is shared.
+func (s *Store) load(ctx context.Context) error {
+	l, err := listDir(s.fs, s.dir)
+	if err != nil {
+		return err
+	}
+	if err := s.removeTemps(l.temps); err != nil {
+		return err
+	}
+
+	db, base, healthy, err := s.loadNewestSnapshot(l.snapshots)
+	if err != nil {
+		return err
+	}
+	start, err := s.replayStart(l, base)
+	if err != nil {
+		return err
+	}
+
+	r := replay{s: s, db: db, base: base}
+	if err := r.run(ctx, l.segments[start:]); err != nil {
+		return err
+	}
+	healthy = healthy && !r.damaged
+
+	if err := s.openLog(r); err != nil {
+		return err
+	}
+	s.head = r.db
+	s.appendedDB, s.durableDB = r.db, r.db
+	s.view.Store(r.db.Txn(false))
+	s.sinceSnap = snapCounter{bytes: r.bytes, records: int(r.pos.seq - base.seq)}
+	s.log.Info("registry loaded", "snapshot_seq", base.seq, "seq", r.pos.seq,
+		"replayed", r.pos.seq-base.seq)
+	if healthy {
+		if err := s.compactFiles(); err != nil {
+			s.log.Warn("removing old snapshots and segments", "err", err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) removeTemps(temps []string) error {
+	for _, name := range temps {
+		if err := s.fs.Remove(joinDir(s.dir, name)); err != nil {
+			return fmt.Errorf("removing leftover %s: %w", name, err)
+		}
+		s.log.Info("removed leftover of an interrupted snapshot", "file", name)
+	}
+	if len(temps) > 0 {
+		return s.fs.SyncDir(s.dir)
+	}
+	return nil
+}
+
+// loadNewestSnapshot loads the newest snapshot that verifies, warning about
+// each newer one that does not. healthy is false when it had to fall back.
+func (s *Store) loadNewestSnapshot(snaps []uint64) (*memdb.MemDB, snapInfo, bool, error) {
+	healthy := true
+	var firstErr error
+	for i := len(snaps) - 1; i >= 0; i-- {
+		name := snapshotName(snaps[i])
+		db, info, err := readSnapshot(s.fs, joinDir(s.dir, name))
+		if err == nil {
+			if !healthy {
+				s.log.Warn("using an older snapshot", "file", name, "seq", info.seq)
+			}
+			return db, info, healthy, nil
+		}
+		if errors.Is(err, ErrVersion) {
+			return nil, snapInfo{}, false, err
+		}
+		s.log.Warn("snapshot does not verify; trying an older one", "file", name, "err", err)
+		healthy = false
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		// The log must then hold the whole history: replayStart checks.
+		return newDB(), snapInfo{}, false, nil
+	}
+	return newDB(), snapInfo{}, true, nil
+}
+
+// replayStart returns the index of the first segment to replay after base:
+// the last one starting at or before base.seq+1.
+func (s *Store) replayStart(l dirListing, base snapInfo) (int, error) {
+	start := -1
+	for i, first := range l.segments {
+		if first <= base.seq+1 {
+			start = i
+		}
+	}
+	if start >= 0 || len(l.segments) == 0 {
+		if start < 0 {
+			start = 0
+		}
+		if base.seq == 0 && len(l.snapshots) > 0 && len(l.segments) == 0 {
+			return 0, fmt.Errorf("no snapshot verifies and there is no log: %w", ErrCorrupt)
+		}
+		return start, nil
+	}
+	first := l.segments[0]
+	if base.seq == 0 && len(l.snapshots) > 0 {
+		return 0, &FileError{
+			Path: joinDir(s.dir, snapshotName(l.snapshots[len(l.snapshots)-1])),
+			Err: fmt.Errorf("no snapshot verifies and the log starts at sequence %d: %w",
+				first, ErrCorrupt),
+		}
+	}
+	return 0, &FileError{Path: joinDir(s.dir, segmentName(first)), Err: fmt.Errorf(
+		"log records %d to %d are missing: %w", base.seq+1, first-1, ErrCorrupt)}
+}
+
+// replay applies log segments to an index.
+type replay struct {
+	s    *Store
+	db   *memdb.MemDB
+	base snapInfo
+	pos  logPos // after the last record replayed or verified
+	seen bool   // a segment header has been read
+
+	lastName    string // the last segment kept
+	lastFirst   uint64
+	lastRecords int // records in it
+	bytes       int64
+	damaged     bool
+}
+
+func (r *replay) run(ctx context.Context, segs []uint64) error {
+	tx := r.db.Txn(true)
+	defer tx.Abort()
+	for i, first := range segs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		name := segmentName(first)
+		stop, err := r.segment(tx, name, first, i == len(segs)-1, segs[i+1:])
+		if err != nil {
+			return err
+		}
+		if stop {
+			break
+		}
+	}
+	tx.Commit()
+	if r.pos.seq < r.base.seq && r.seen {
+		r.s.log.Warn("log ends before the snapshot; continuing from the snapshot",
+			"log_seq", r.pos.seq, "snapshot_seq", r.base.seq)
+	}
+	if r.pos.seq < r.base.seq {
+		r.pos = logPos{seq: r.base.seq, crc: r.base.crc}
+		r.lastName = ""
+	}
+	return nil
+}
+
+// segment replays one segment. stop reports that later segments were set
+// aside by a repair.
+func (r *replay) segment(tx *memdb.Txn, name string, first uint64, last bool,
+	later []uint64) (stop bool, err error) {
+	path := joinDir(r.s.dir, name)
+	data, err := readFile(r.s.fs, path)
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", path, err)
+	}
+	visit := func(seq uint64, crc uint32, _ uint8, payload []byte) error {
+		if seq == r.base.seq && crc != r.base.crc {
+			return fmt.Errorf("record %d does not match the snapshot's checksum: %w",
+				seq, ErrCorrupt)
+		}
+		if seq <= r.base.seq {
+			return nil
+		}
+		entries, err := decodeBatch(payload)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		for _, e := range entries {
+			if err := apply(tx, e); err != nil {
+				return fmt.Errorf("%w: %w", ErrCorrupt, err)
+			}
+		}
+		return nil
+	}
+	var sc segScan
+	if h, err := parseSegHeader(data); err == nil && h.firstSeq == first {
+		sc.damage = r.checkChain(h)
+	}
+	if sc.damage == nil {
+		sc = scanSegment(data, first, visit)
+	}
+	if d := sc.damage; d != nil {
+		if err := r.damage(name, data, sc, last, later); err != nil {
+			return false, err
+		}
+		stop = !last
+	}
+	if sc.end >= segHeaderSize {
+		r.pos, r.seen = logPos{seq: sc.lastSeq, crc: sc.lastCRC}, true
+		r.lastName, r.lastFirst, r.lastRecords = name, first, sc.records
+		r.bytes += sc.end
+	}
+	return stop, nil
+}
+
+// checkChain verifies that segment sc continues the log replayed so far, or
+// for the first segment, the snapshot (when it starts just after it).
+func (r *replay) checkChain(h segHeader) *damage {
+	want := r.pos
+	if !r.seen {
+		if r.base.seq > 0 && h.firstSeq <= r.base.seq {
+			return nil // checked when the scan crosses r.base.seq
+		}
+		want = logPos{seq: r.base.seq, crc: r.base.crc}
+	}
+	switch {
+	case h.firstSeq != want.seq+1:
+		return &damage{off: 16, err: fmt.Errorf("segment starts at sequence %d, want %d: %w",
+			h.firstSeq, want.seq+1, ErrCorrupt)}
+	case h.prevCRC != want.crc:
+		return &damage{off: 24, err: fmt.Errorf(
+			"segment does not chain to the record before it: %w", ErrCorrupt)}
+	}
+	return nil
+}
+
+// damage handles the damage found in segment name: a torn final write is cut
+// off (after copying the file aside); other damage is refused, or with
+// Options.Repair set aside with every later segment.
+func (r *replay) damage(name string, data []byte, sc segScan, last bool, later []uint64) error {
+	d := sc.damage
+	path := joinDir(r.s.dir, name)
+	if errors.Is(d.err, ErrVersion) {
+		return &FileError{Path: path, Offset: d.off, Err: d.err}
+	}
+	r.damaged = true
+	torn := d.torn && last
+	if !torn && !r.s.opts.Repair {
+		return &FileError{Path: path, Offset: d.off,
+			Err: fmt.Errorf("%w (a repair would set aside this and later log data)", d.err)}
+	}
+	kept, err := r.cut(name, d.off)
+	if err != nil {
+		return err
+	}
+	if torn {
+		r.s.log.Warn("truncated a torn final log record", "file", path, "offset", d.off,
+			"dropped_bytes", int64(len(data))-d.off, "copy", kept, "err", d.err)
+		return nil
+	}
+	var moved []string
+	for _, first := range later {
+		dst, err := moveAside(r.s.fs, r.s.dir, segmentName(first))
+		if err != nil {
+			return err
+		}
+		moved = append(moved, dst)
+	}
+	r.s.log.Warn("repair: set aside damaged log data", "file", path, "offset", d.off,
+		"dropped_bytes", int64(len(data))-d.off, "copy", kept,
+		"later_segments_set_aside", moved, "err", d.err)
+	return nil
+}
+
+// cut copies segment name aside, then truncates it to off, or removes it when
+// its header is damaged. It returns the path of the copy.
+func (r *replay) cut(name string, off int64) (string, error) {
+	fs, path := r.s.fs, joinDir(r.s.dir, name)
+	kept, err := copyAside(fs, r.s.dir, name)
+	if err != nil {
+		return "", err
+	}
+	if off < segHeaderSize {
+		if err := fs.Remove(path); err != nil {
+			return "", fmt.Errorf("removing %s: %w", path, err)
+		}
+		return kept, fs.SyncDir(r.s.dir)
+	}
+	f, err := fs.OpenFile(path, os.O_WRONLY, filePerm)
+	if err != nil {
+		return "", fmt.Errorf("opening %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := f.Truncate(off); err != nil {
+		return "", fmt.Errorf("truncating %s to %d bytes: %w", path, off, err)
+	}
+	if err := f.Sync(); err != nil {
+		return "", fmt.Errorf("syncing %s: %w", path, err)
+	}
+	return kept, nil
+}
+
+// openLog opens the segment the store appends to: the last segment when it
+// holds no record yet, else a new one.
+func (s *Store) openLog(r replay) error {
+	var (
+		seg *segment
+		err error
+	)
+	if r.lastName != "" && r.lastRecords == 0 && r.lastFirst == r.pos.seq+1 {
+		seg, err = s.openSegmentAt(r.lastName, r.lastFirst, segHeaderSize)
+	} else {
+		seg, err = s.createSegment(r.pos.seq+1, r.pos.crc)
+	}
+	if err != nil {
+		return err
+	}
+	s.seg = seg
+	pos := r.pos
+	pos.seg, pos.off = seg.name, seg.size
+	s.appended, s.durable = pos, pos
+	return nil
+}

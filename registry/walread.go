@@ -1,0 +1,115 @@
+package registry
+
+import (
+	"fmt"
+)
+
+// segScan is what scanSegment found in one segment.
+type segScan struct {
+	header  segHeader
+	end     int64  // offset just past the last record that verified
+	lastSeq uint64 // sequence of that record (header.firstSeq-1 if none)
+	lastCRC uint32 // its chained checksum (header.prevCRC if none)
+	records int
+	damage  *damage // nil when the whole segment verified
+}
+
+// damage describes the first part of a file that did not verify.
+type damage struct {
+	off  int64
+	torn bool // it looks like a write cut short by a crash (see tornSignature)
+	err  error
+}
+
+// recordVisitor is called with every record of a segment that verifies, in
+// order. An error stops the scan and is reported as damage at the record.
+// crc is the record's chained checksum.
+type recordVisitor func(seq uint64, crc uint32, version uint8, payload []byte) error
+
+// scanSegment reads the log segment data, whose name says it starts at
+// wantFirst, verifying its header, the framing and chained checksum of every
+// record and the sequence numbers. It stops at the first damage.
+func scanSegment(data []byte, wantFirst uint64, visit recordVisitor) segScan {
+	var sc segScan
+	h, err := parseSegHeader(data)
+	if err != nil {
+		head := data[:min(len(data), segHeaderSize)]
+		torn := len(data) < segHeaderSize || tornSignature(head, 0)
+		if _, ok := err.(*versionError); ok {
+			torn = false
+		}
+		sc.damage = &damage{off: 0, torn: torn, err: fmt.Errorf("segment header: %w", err)}
+		return sc
+	}
+	sc.header = h
+	sc.end, sc.lastSeq, sc.lastCRC = segHeaderSize, h.firstSeq-1, h.prevCRC
+	if h.firstSeq != wantFirst {
+		sc.damage = &damage{off: 16, err: fmt.Errorf(
+			"segment header names sequence %d, file name %d: %w", h.firstSeq, wantFirst, ErrCorrupt)}
+		return sc
+	}
+	for sc.end < int64(len(data)) {
+		size, d := checkRecord(data, sc.end, sc.lastSeq+1, sc.lastCRC, visit)
+		if d != nil {
+			sc.damage = d
+			return sc
+		}
+		rh, _ := parseRecHeader(data[sc.end:])
+		sc.end += int64(size)
+		sc.lastSeq, sc.lastCRC = rh.seq, rh.crc
+		sc.records++
+	}
+	return sc
+}
+
+// checkRecord verifies the record at off, which must be sequence want and
+// chain to prev, and passes it to visit. It returns the framed size.
+func checkRecord(data []byte, off int64, want uint64, prev uint32, visit recordVisitor) (
+	int, *damage) {
+	rest := data[off:]
+	if len(rest) < recHeaderSize {
+		return 0, &damage{off: off, torn: true,
+			err: fmt.Errorf("record header cut short: %w", ErrCorrupt)}
+	}
+	rh, ok := parseRecHeader(rest)
+	if !ok {
+		if allZero(rest) {
+			return 0, &damage{off: off, torn: true,
+				err: fmt.Errorf("zero-filled tail: %w", ErrCorrupt)}
+		}
+		return 0, &damage{off: off, torn: tornSignature(rest[:recHeaderSize], off),
+			err: fmt.Errorf("record header checksum mismatch: %w", ErrCorrupt)}
+	}
+	n := int(rh.length)
+	size := recordSize(n)
+	if len(rest) < size {
+		return 0, &damage{off: off, torn: true, err: fmt.Errorf(
+			"record of %d bytes cut short at %d bytes: %w", size, len(rest), ErrCorrupt)}
+	}
+	if recordCRC(prev, rest, n) != rh.crc {
+		return 0, &damage{off: off, torn: tornSignature(rest[:recHeaderSize+n], off),
+			err: fmt.Errorf("record %d checksum mismatch: %w", rh.seq, ErrCorrupt)}
+	}
+	if !allZero(rest[recHeaderSize+n : size]) {
+		return 0, &damage{off: off, err: fmt.Errorf("record %d padding: %w", rh.seq, ErrCorrupt)}
+	}
+	if rh.seq != want {
+		return 0, &damage{off: off, err: fmt.Errorf(
+			"record sequence %d, want %d: %w", rh.seq, want, ErrCorrupt)}
+	}
+	if rh.typ != recBatch {
+		return 0, &damage{off: off, err: fmt.Errorf(
+			"record %d has unknown type %d: %w", rh.seq, rh.typ, ErrVersion)}
+	}
+	if rh.version == 0 || rh.version > batchVersion {
+		return 0, &damage{off: off, err: fmt.Errorf("record %d: %w", rh.seq,
+			&versionError{what: "batch record", version: int(rh.version), max: int(batchVersion)})}
+	}
+	if visit != nil {
+		payload := rest[recHeaderSize : recHeaderSize+n]
+		if err := visit(rh.seq, rh.crc, rh.version, payload); err != nil {
+			return 0, &damage{off: off, err: fmt.Errorf("record %d: %w", rh.seq, err)}
+		}
+	}
+	return size, nil
+}
