@@ -176,7 +176,11 @@ type Handler struct {
 
 // NewHandler returns the admin API handler.
 func NewHandler(store *registry.Store, token string, logger *slog.Logger) *Handler {
-	h := &Handler{store: store, tokenHash: sha256.Sum256([]byte(token)), logger: logger}
+	h := &Handler{
+		store:     store,
+		tokenHash: sha256.Sum256([]byte(token)),
+		logger:    logger.With("component", "admin"),
+	}
 	h.mux = http.NewServeMux()
 	h.mux.HandleFunc("GET /v1/clients", h.list)
 	h.mux.HandleFunc("GET /v1/clients/{id}", h.show)

@@ -240,8 +240,7 @@ func (c config) validate() error {
 			return fmt.Errorf("%s must be positive, got %s", name, d)
 		}
 	}
-	_, err := c.authzConfig().Validate()
-	return err
+	return c.authzConfig().Validate()
 }
 
 func (c config) level() (slog.Level, error) {
@@ -252,7 +251,8 @@ func (c config) level() (slog.Level, error) {
 	return l, nil
 }
 
-// authzConfig is the part of the configuration the authz packages take.
+// authzConfig is the part of the configuration the authz packages take,
+// with authz's defaults and normalisation applied.
 func (c config) authzConfig() authz.Config {
 	ac := authz.Config{Issuer: c.Issuer, AccessTokenTTL: c.AccessTokenTTL}
 	for _, r := range c.Resources {
@@ -260,7 +260,7 @@ func (c config) authzConfig() authz.Config {
 			URL: r.URL, Scopes: r.Scopes, RequiredScopes: r.RequiredScopes,
 		})
 	}
-	return ac
+	return ac.WithDefaults()
 }
 
 // logAttrs states the effective configuration for the startup line. It

@@ -44,7 +44,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string,
 	logger.Info("mcp-authz starting", cfg.logAttrs()...)
 
 	store, err := registry.Open(ctx, cfg.DataDir,
-		registry.Options{Logger: logger.With("component", "registry")})
+		registry.Options{Logger: logger})
 	if err != nil {
 		return fmt.Errorf("opening registry: %w", err)
 	}
@@ -76,16 +76,13 @@ type app struct {
 
 func newApp(ctx context.Context, cfg config, store *registry.Store,
 	logger *slog.Logger) (*app, error) {
-	ac, err := cfg.authzConfig().Validate()
-	if err != nil {
-		return nil, err
-	}
-	keys, err := authz.NewKeys(ctx, store, logger.With("component", "keys"))
+	ac := cfg.authzConfig()
+	keys, err := authz.NewKeys(ctx, store, logger)
 	if err != nil {
 		return nil, fmt.Errorf("loading signing keys: %w", err)
 	}
 	tokens := authz.NewTokens(ac, keys)
-	decider := authz.NewDecider(ac, tokens, store, logger.With("component", "decision"))
+	decider := authz.NewDecider(ac, tokens, store, logger)
 
 	password, err := oauth.EnsureAdmin(ctx, store, cfg.AdminPassword)
 	if err != nil {
@@ -100,7 +97,7 @@ func newApp(ctx context.Context, cfg config, store *registry.Store,
 
 	as, err := oauth.NewServer(oauth.Config{
 		Config: ac, CodeTTL: cfg.CodeTTL, RefreshTTL: cfg.RefreshTokenTTL,
-	}, store, keys, tokens, logger.With("component", "oauth"))
+	}, store, keys, tokens, logger)
 	if err != nil {
 		return nil, fmt.Errorf("creating the authorization server: %w", err)
 	}
@@ -108,7 +105,7 @@ func newApp(ctx context.Context, cfg config, store *registry.Store,
 	a := &app{cfg: cfg, store: store, logger: logger, ready: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.Handle(httpCheckPrefix+"/", envoy.NewHTTPHandler(decider,
-		logger.With("component", "http-check"), httpCheckPrefix))
+		logger, httpCheckPrefix))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	})
@@ -117,11 +114,11 @@ func newApp(ctx context.Context, cfg config, store *registry.Store,
 	a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	a.grpcSrv = grpc.NewServer()
-	envoy.Register(a.grpcSrv, decider, logger.With("component", "ext_authz"))
+	envoy.Register(a.grpcSrv, decider, logger)
 
 	adminToken := admin.NewToken()
 	a.admin = &http.Server{
-		Handler:           admin.NewHandler(store, adminToken, logger.With("component", "admin")),
+		Handler:           admin.NewHandler(store, adminToken, logger),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	a.adminToken = adminToken
