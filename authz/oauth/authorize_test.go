@@ -64,6 +64,7 @@ func TestAuthorizeErrorsBeforeRedirect(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
+			e := e.with(t)
 			q := authParams(multi, webRedirect, challenge)
 			tt.modify(q)
 			resp := e.do(http.MethodGet, "/authorize?"+q.Encode(), nil, nil)
@@ -127,6 +128,7 @@ func TestAuthorizeErrorsRedirected(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
+			e := e.with(t)
 			q := authParams(client, cursorRedirect, challenge)
 			tt.modify(q)
 			resp := e.do(http.MethodGet, "/authorize?"+q.Encode(), nil, nil)
@@ -347,6 +349,7 @@ func TestAuthorizeFormProtection(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
+			e := e.with(t)
 			b := e.browser()
 			resp := b.get(e.issuer + "/authorize?" +
 				authParams(client, webRedirect, challenge).Encode())

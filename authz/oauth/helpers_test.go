@@ -102,6 +102,13 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	return &testEnv{t: t, srv: srv, ts: ts, store: store, tokens: tokens, issuer: cfg.Issuer}
 }
 
+// with returns a copy of e that reports to t, for use in sub-tests.
+func (e *testEnv) with(t *testing.T) *testEnv {
+	c := *e
+	c.t = t
+	return &c
+}
+
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // do sends a request to the server directly and returns the recorded answer.
@@ -242,9 +249,20 @@ func authParams(clientID, redirect, challenge string) url.Values {
 	}
 }
 
-// login starts an authorization in the browser, logs in, and returns the
-// consent page's answer.
+// loginToConsent starts an authorization in the browser, logs in, and
+// returns the consent page's form.
 func (e *testEnv) loginToConsent(b *browser, params url.Values) (string, url.Values) {
+	e.t.Helper()
+	resp := e.login(b, params)
+	page := readBody(e.t, resp)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `value="allow"`) {
+		e.t.Fatalf("login: status %d: %s", resp.StatusCode, page)
+	}
+	return parseForm(e.t, e.issuer, page)
+}
+
+// login starts an authorization in the browser and logs in.
+func (e *testEnv) login(b *browser, params url.Values) *http.Response {
 	e.t.Helper()
 	resp := b.get(e.issuer + "/authorize?" + params.Encode())
 	page := readBody(e.t, resp)
@@ -254,22 +272,20 @@ func (e *testEnv) loginToConsent(b *browser, params url.Values) (string, url.Val
 	action, f := parseForm(e.t, e.issuer, page)
 	f.Set("username", testUser)
 	f.Set("password", testPassword)
-	resp = b.post(action, f)
-	page = readBody(e.t, resp)
-	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `value="allow"`) {
-		e.t.Fatalf("login: status %d: %s", resp.StatusCode, page)
-	}
-	return parseForm(e.t, e.issuer, page)
+	return b.post(action, f)
 }
 
-// authorize runs the whole browser flow and returns the code from the
-// redirect.
+// authorize runs the whole browser flow, consenting when asked, and returns
+// the code from the redirect.
 func (e *testEnv) authorize(params url.Values) string {
 	e.t.Helper()
 	b := e.browser()
-	action, f := e.loginToConsent(b, params)
-	f.Set("consent", "allow")
-	resp := b.post(action, f)
+	resp := e.login(b, params)
+	if resp.StatusCode == http.StatusOK {
+		action, f := parseForm(e.t, e.issuer, readBody(e.t, resp))
+		f.Set("consent", "allow")
+		resp = b.post(action, f)
+	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther {
 		e.t.Fatalf("consent: status %d", resp.StatusCode)

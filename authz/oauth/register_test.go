@@ -127,6 +127,7 @@ func TestRegister(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
+			e := e.with(t)
 			resp := e.do(http.MethodPost, "/register", strings.NewReader(tt.body),
 				map[string]string{"Content-Type": "application/json; charset=utf-8"})
 			if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
@@ -189,6 +190,7 @@ func TestRegisterTransport(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
+			e := e.with(t)
 			hdr := map[string]string{}
 			if tt.ctype != "" {
 				hdr["Content-Type"] = tt.ctype
