@@ -85,6 +85,7 @@ func newAuthzProc(t *testing.T, resources string, extra ...string) *authzProc {
 		"--http-addr", "127.0.0.1:" + strconv.Itoa(p.httpPort),
 		"--grpc-addr", "127.0.0.1:" + strconv.Itoa(p.grpcPort),
 		"--admin-addr", "127.0.0.1:0",
+		"--metrics-addr", "127.0.0.1:0",
 		"--log-level", "debug",
 	}, extra...)
 	p.env = append(os.Environ(), "MCP_AUTHZ_ADMIN_PASSWORD=admin-password")

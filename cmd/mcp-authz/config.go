@@ -33,6 +33,7 @@ type config struct {
 	HTTPAddr        string           `yaml:"http_addr"`
 	GRPCAddr        string           `yaml:"grpc_addr"`
 	AdminAddr       string           `yaml:"admin_addr"`
+	MetricsAddr     string           `yaml:"metrics_addr"`
 	LogFormat       string           `yaml:"log_format"`
 	LogLevel        string           `yaml:"log_level"`
 	AccessTokenTTL  time.Duration    `yaml:"access_token_ttl"`
@@ -54,6 +55,7 @@ func defaultConfig() config {
 		HTTPAddr:        ":9000",
 		GRPCAddr:        ":9001",
 		AdminAddr:       "127.0.0.1:9002",
+		MetricsAddr:     ":9090",
 		LogFormat:       "text",
 		LogLevel:        "info",
 		AccessTokenTTL:  time.Hour,
@@ -127,6 +129,8 @@ var settings = []setting{
 		func(c *config) *string { return &c.GRPCAddr }),
 	stringSetting("admin-addr", "listen address of the admin API (keep it on loopback)",
 		func(c *config) *string { return &c.AdminAddr }),
+	stringSetting("metrics-addr", "listen address of the Prometheus /metrics endpoint",
+		func(c *config) *string { return &c.MetricsAddr }),
 	stringSetting("log-format", "log format: text or json",
 		func(c *config) *string { return &c.LogFormat }),
 	stringSetting("log-level", "log level: debug, info, warn or error",

@@ -17,6 +17,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz/admin"
 	"github.com/mcp-authz/mcp-authz/authz/oauth"
 	"github.com/mcp-authz/mcp-authz/envoy"
+	"github.com/mcp-authz/mcp-authz/metrics"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -69,6 +70,7 @@ type app struct {
 	httpSrv *http.Server
 	grpcSrv *grpc.Server
 	admin   *http.Server
+	metrics *http.Server
 	// adminToken authenticates the CLI on the admin listener.
 	adminToken string
 	ready      chan struct{}
@@ -102,10 +104,12 @@ func newApp(ctx context.Context, cfg config, store *registry.Store,
 		return nil, fmt.Errorf("creating the authorization server: %w", err)
 	}
 
+	m := metrics.New()
+	observe := envoy.Options{Observe: m.ObserveDecision}
 	a := &app{cfg: cfg, store: store, logger: logger, ready: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.Handle(httpCheckPrefix+"/", envoy.NewHTTPHandler(decider,
-		logger, httpCheckPrefix))
+		logger, httpCheckPrefix, observe))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	})
@@ -114,7 +118,11 @@ func newApp(ctx context.Context, cfg config, store *registry.Store,
 	a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	a.grpcSrv = grpc.NewServer()
-	envoy.Register(a.grpcSrv, decider, logger)
+	envoy.Register(a.grpcSrv, decider, logger, observe)
+
+	metricsMux := http.NewServeMux()
+	metricsMux.Handle("GET /metrics", m.Handler())
+	a.metrics = &http.Server{Handler: metricsMux, ReadHeaderTimeout: 10 * time.Second}
 
 	adminToken := admin.NewToken()
 	a.admin = &http.Server{
@@ -139,28 +147,18 @@ func (a *app) readyz(w http.ResponseWriter, _ *http.Request) {
 // run listens on every address, serves until ctx is done, then shuts down
 // gracefully.
 func (a *app) run(ctx context.Context) error {
-	httpLn, err := net.Listen("tcp", a.cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listening for HTTP: %w", err)
-	}
-	grpcLn, err := net.Listen("tcp", a.cfg.GRPCAddr)
-	if err != nil {
-		httpLn.Close()
-		return fmt.Errorf("listening for gRPC: %w", err)
-	}
-	adminLn, err := net.Listen("tcp", a.cfg.AdminAddr)
-	if err != nil {
-		httpLn.Close()
-		grpcLn.Close()
-		return fmt.Errorf("listening for the admin API: %w", err)
-	}
-	err = admin.WriteEndpoint(a.cfg.DataDir, admin.Endpoint{
-		URL: "http://" + adminLn.Addr().String(), Token: a.adminToken,
+	lns, err := listenAll(map[string]string{
+		"http": a.cfg.HTTPAddr, "grpc": a.cfg.GRPCAddr,
+		"admin": a.cfg.AdminAddr, "metrics": a.cfg.MetricsAddr,
 	})
 	if err != nil {
-		httpLn.Close()
-		grpcLn.Close()
-		adminLn.Close()
+		return err
+	}
+	err = admin.WriteEndpoint(a.cfg.DataDir, admin.Endpoint{
+		URL: "http://" + lns["admin"].Addr().String(), Token: a.adminToken,
+	})
+	if err != nil {
+		closeAll(lns)
 		return err
 	}
 	defer func() {
@@ -170,12 +168,14 @@ func (a *app) run(ctx context.Context) error {
 	}()
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return ignoreClosed(a.httpSrv.Serve(httpLn)) })
-	g.Go(func() error { return a.grpcSrv.Serve(grpcLn) })
-	g.Go(func() error { return ignoreClosed(a.admin.Serve(adminLn)) })
+	g.Go(func() error { return ignoreClosed(a.httpSrv.Serve(lns["http"])) })
+	g.Go(func() error { return a.grpcSrv.Serve(lns["grpc"]) })
+	g.Go(func() error { return ignoreClosed(a.admin.Serve(lns["admin"])) })
+	g.Go(func() error { return ignoreClosed(a.metrics.Serve(lns["metrics"])) })
 	close(a.ready)
-	a.logger.Info("mcp-authz ready", "http", httpLn.Addr().String(),
-		"grpc", grpcLn.Addr().String(), "admin", adminLn.Addr().String())
+	a.logger.Info("mcp-authz ready", "http", lns["http"].Addr().String(),
+		"grpc", lns["grpc"].Addr().String(), "admin", lns["admin"].Addr().String(),
+		"metrics", lns["metrics"].Addr().String())
 
 	g.Go(func() error {
 		<-gctx.Done()
@@ -183,9 +183,30 @@ func (a *app) run(ctx context.Context) error {
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer cancel()
 		a.grpcSrv.GracefulStop()
-		return errors.Join(a.httpSrv.Shutdown(sctx), a.admin.Shutdown(sctx))
+		return errors.Join(a.httpSrv.Shutdown(sctx), a.admin.Shutdown(sctx),
+			a.metrics.Shutdown(sctx))
 	})
 	return g.Wait()
+}
+
+// listenAll opens every named listener, or none.
+func listenAll(addrs map[string]string) (map[string]net.Listener, error) {
+	lns := map[string]net.Listener{}
+	for name, addr := range addrs {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			closeAll(lns)
+			return nil, fmt.Errorf("listening on %s address %q: %w", name, addr, err)
+		}
+		lns[name] = ln
+	}
+	return lns, nil
+}
+
+func closeAll(lns map[string]net.Listener) {
+	for _, ln := range lns {
+		ln.Close()
+	}
 }
 
 func ignoreClosed(err error) error {
