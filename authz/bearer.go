@@ -52,13 +52,18 @@ func isB64Token(s string) bool {
 		return false
 	}
 	for i := 0; i < n; i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
-		default:
+		if !b64TokenChar[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// b64TokenChar marks the bytes a b64token is made of, before its padding.
+var b64TokenChar = func() (t [256]bool) {
+	for c := range t {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte("-._~+/", byte(c)) >= 0
+	}
+	return t
+}()
