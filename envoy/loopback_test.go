@@ -17,7 +17,7 @@ import (
 
 // startGRPC serves Register(checker) on a loopback port and returns a
 // client connection to it; both are closed when the test ends.
-func startGRPC(t *testing.T, checker Checker, opts ...Options) *grpc.ClientConn {
+func startGRPC(t testing.TB, checker Checker, opts ...Options) *grpc.ClientConn {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
