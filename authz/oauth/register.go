@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/mcp-authz/mcp-authz/registry"
@@ -287,7 +288,9 @@ func checkOptionalFields(m *clientMetadata) error {
 	return nil
 }
 
-// checkText accepts printable UTF-8 up to max bytes.
+// checkText accepts printable UTF-8 up to max bytes. Format characters
+// (bidirectional overrides, zero-width joiners) are refused too: they could
+// make a client's name read as another's on the consent page.
 func checkText(s string, max int) error {
 	if len(s) > max {
 		return fmt.Errorf("longer than %d bytes", max)
@@ -296,8 +299,8 @@ func checkText(s string, max int) error {
 		return errors.New("not valid UTF-8")
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return errors.New("contains control characters")
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return errors.New("contains control or format characters")
 		}
 	}
 	return nil
