@@ -169,6 +169,8 @@ func validateIssuer(iss string) error {
 func canonicalResourceURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	switch {
+	case strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r == '"' || r == '\\' }):
+		return "", fmt.Errorf("resource %q: space, quote or backslash in URL", raw)
 	case err != nil:
 		return "", fmt.Errorf("resource %q: %w", raw, err)
 	case u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "HTTP" && u.Scheme != "HTTPS":

@@ -53,6 +53,7 @@ func TestConfigValidate(t *testing.T) {
 		{"resource with fragment", func(c *Config) { c.Resources[0].URL += "#x" }, true},
 		{"resource with query", func(c *Config) { c.Resources[0].URL += "?x" }, true},
 		{"resource mailto", func(c *Config) { c.Resources[0].URL = "mailto:a@b" }, true},
+		{"resource with quote", func(c *Config) { c.Resources[0].URL = `http://h/a"b` }, true},
 		{"duplicate resource", func(c *Config) {
 			c.Resources = append(c.Resources, Resource{URL: testRoot + ":443/"})
 		}, true},

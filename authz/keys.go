@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -77,7 +78,7 @@ func NewKeys(ctx context.Context, store *registry.Store, logger *slog.Logger) (*
 
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if err := k.reloadLocked(); err != nil {
+	if err := k.reloadLocked(true); err != nil {
 		return nil, err
 	}
 	if k.set.Load().signer != nil {
@@ -93,7 +94,7 @@ func NewKeys(ctx context.Context, store *registry.Store, logger *slog.Logger) (*
 		return nil, fmt.Errorf("storing signing key %q: %w", nk.ID, err)
 	}
 	k.logger.Info("created signing key", "kid", nk.ID)
-	if err := k.reloadLocked(); err != nil {
+	if err := k.reloadLocked(true); err != nil {
 		return nil, err
 	}
 	return k, nil
@@ -102,20 +103,19 @@ func NewKeys(ctx context.Context, store *registry.Store, logger *slog.Logger) (*
 // JWKS returns the public JSON Web Key Set document: every key not past its
 // RetireAt. The slice is shared; callers must not modify it.
 func (k *Keys) JWKS() ([]byte, error) {
-	s, err := k.current()
-	if err != nil {
-		return nil, err
+	s := k.current()
+	if s.jwks == nil {
+		return nil, errors.New("jwks unavailable")
 	}
 	return s.jwks, nil
 }
 
 // SigningKeyID returns the id of the key that signs new tokens.
 func (k *Keys) SigningKeyID() string {
-	s, err := k.current()
-	if err != nil || s.signer == nil {
-		return ""
+	if s := k.current(); s.signer != nil {
+		return s.signer.id
 	}
-	return s.signer.id
+	return ""
 }
 
 // Rotate creates a new signing key and retires every older one after
@@ -152,38 +152,39 @@ func (k *Keys) Rotate(ctx context.Context, overlap time.Duration) error {
 		return fmt.Errorf("rotating to signing key %q: %w", nk.ID, err)
 	}
 	k.logger.Info("rotated signing key", "kid", nk.ID, "old_retire_at", retire)
-	return k.reloadLocked()
+	_ = k.reloadLocked(false) // a damaged older key is logged there
+	return nil
 }
 
-// Reload rebuilds the key set from the registry. It reads memory only.
+// Reload rebuilds the key set from the registry. It reads memory only. A
+// stored key that does not parse is left out, logged and reported; the
+// other keys are used.
 func (k *Keys) Reload() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.reloadLocked()
+	return k.reloadLocked(false)
 }
 
 // current returns the key set, rebuilding it first when a published key has
 // reached its RetireAt.
-func (k *Keys) current() (*keySet, error) {
+func (k *Keys) current() *keySet {
 	s := k.set.Load()
 	if s.expires.IsZero() || k.now().Before(s.expires) {
-		return s, nil
+		return s
 	}
-	if err := k.Reload(); err != nil {
-		return nil, err
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if s = k.set.Load(); !s.expires.IsZero() && !k.now().Before(s.expires) {
+		_ = k.reloadLocked(false) // logged there
 	}
-	return k.set.Load(), nil
+	return k.set.Load()
 }
 
 // lookup returns the published key with the given id. On a miss it re-reads
 // the registry at most once per reloadInterval, so keys rotated by another
 // instance sharing the registry are found.
 func (k *Keys) lookup(kid string) *signingKey {
-	s, err := k.current()
-	if err != nil {
-		return nil
-	}
-	if sk := s.byKID[kid]; sk != nil {
+	if sk := k.current().byKID[kid]; sk != nil {
 		return sk
 	}
 	now := k.now().UnixNano()
@@ -198,19 +199,30 @@ func (k *Keys) lookup(kid string) *signingKey {
 	return k.set.Load().byKID[kid]
 }
 
-func (k *Keys) reloadLocked() error {
-	s, err := buildKeySet(k.store.SigningKeys(), k.now())
+// reloadLocked rebuilds the key set. When strict, a key that does not parse
+// fails the reload; otherwise it is logged and left out.
+func (k *Keys) reloadLocked(strict bool) error {
+	s, bad, err := buildKeySet(k.store.SigningKeys(), k.now())
 	if err != nil {
+		k.logger.Error("building key set", "err", err)
 		return err
 	}
+	if strict && bad != nil {
+		return bad
+	}
+	if bad != nil {
+		k.logger.Error("skipping unusable signing keys", "err", bad)
+	}
 	k.set.Store(s)
-	return nil
+	return bad
 }
 
 // buildKeySet parses the registry's keys and keeps those not past RetireAt.
-func buildKeySet(recs []*registry.SigningKey, now time.Time) (*keySet, error) {
-	s := &keySet{byKID: map[string]*signingKey{}}
+// Keys that do not parse are left out and reported in bad.
+func buildKeySet(recs []*registry.SigningKey, now time.Time) (s *keySet, bad, err error) {
+	s = &keySet{byKID: map[string]*signingKey{}}
 	set := jwk.NewSet()
+	var bads []error
 	recs = slices.Clone(recs)
 	slices.SortFunc(recs, func(a, b *registry.SigningKey) int {
 		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
@@ -224,7 +236,16 @@ func buildKeySet(recs []*registry.SigningKey, now time.Time) (*keySet, error) {
 		}
 		sk, err := parseSigningKey(r)
 		if err != nil {
-			return nil, err
+			bads = append(bads, err)
+			continue
+		}
+		pk, err := publicJWK(sk)
+		if err == nil {
+			err = set.AddKey(pk)
+		}
+		if err != nil {
+			bads = append(bads, fmt.Errorf("publishing signing key %q: %w", sk.id, err))
+			continue
 		}
 		s.byKID[sk.id] = sk
 		if sk.retireAt.IsZero() || s.signer == nil || !s.signer.retireAt.IsZero() {
@@ -234,20 +255,13 @@ func buildKeySet(recs []*registry.SigningKey, now time.Time) (*keySet, error) {
 		if !sk.retireAt.IsZero() && (s.expires.IsZero() || sk.retireAt.Before(s.expires)) {
 			s.expires = sk.retireAt
 		}
-		pk, err := publicJWK(sk)
-		if err != nil {
-			return nil, err
-		}
-		if err := set.AddKey(pk); err != nil {
-			return nil, fmt.Errorf("publishing signing key %q: %w", sk.id, err)
-		}
 	}
 	doc, err := json.Marshal(set)
 	if err != nil {
-		return nil, fmt.Errorf("encoding jwks: %w", err)
+		return nil, nil, fmt.Errorf("encoding jwks: %w", err)
 	}
 	s.jwks = doc
-	return s, nil
+	return s, errors.Join(bads...), nil
 }
 
 func parseSigningKey(r *registry.SigningKey) (*signingKey, error) {
@@ -318,6 +332,5 @@ func newSigningKey(now time.Time) (*registry.SigningKey, error) {
 // published reports whether the key kid is still published (and so still
 // verifies tokens).
 func (k *Keys) published(kid string) bool {
-	s, err := k.current()
-	return err == nil && s.byKID[kid] != nil
+	return k.current().byKID[kid] != nil
 }

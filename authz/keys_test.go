@@ -101,6 +101,35 @@ func TestNewKeysRefusesDamagedKey(t *testing.T) {
 	}
 }
 
+// TestReloadSkipsDamagedKey shows that a damaged key appearing in the
+// registry after start is left out while the good keys keep working.
+func TestReloadSkipsDamagedKey(t *testing.T) {
+	e := newTestEnv(t)
+	kid := e.keys.SigningKeyID()
+	if err := e.store.Update(t.Context(), func(tx *registry.Txn) error {
+		return tx.PutSigningKey(&registry.SigningKey{ID: "bad", Algorithm: "ES256",
+			PrivateKey: []byte("junk"), CreatedAt: e.clock.now()})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.keys.Reload(); err == nil {
+		t.Error("Reload did not report the damaged key")
+	}
+	if got := e.keys.SigningKeyID(); got != kid {
+		t.Errorf("signing with %q, want %q", got, kid)
+	}
+	if err := e.keys.Rotate(t.Context(), time.Hour); err != nil {
+		t.Fatalf("Rotate: %v", err)
+	}
+	doc, err := e.keys.JWKS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(sorted(kid, e.keys.SigningKeyID()), jwksKIDs(t, doc)); diff != "" {
+		t.Errorf("JWKS kids (-want +got):\n%s", diff)
+	}
+}
+
 func TestRotateOverlap(t *testing.T) {
 	e := newTestEnv(t)
 	oldKID := e.keys.SigningKeyID()

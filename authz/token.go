@@ -88,10 +88,7 @@ func (t *Tokens) Mint(c AccessClaims) (string, AccessClaims, error) {
 	if err := t.fillClaims(&c); err != nil {
 		return "", c, err
 	}
-	s, err := t.keys.current()
-	if err != nil {
-		return "", c, fmt.Errorf("minting token %q: %w", c.JTI, err)
-	}
+	s := t.keys.current()
 	if s.signer == nil {
 		return "", c, fmt.Errorf("minting token %q: no signing key", c.JTI)
 	}
@@ -224,7 +221,8 @@ func (t *Tokens) verify(raw string, now time.Time) (*verified, Reason, error) {
 	if len(hdr.Crit) > 0 {
 		return nil, ReasonMalformed, errors.New("token header has unsupported crit")
 	}
-	if !strings.EqualFold(hdr.Typ, TokenType) && !strings.EqualFold(hdr.Typ, "application/"+TokenType) {
+	typ := strings.TrimPrefix(strings.ToLower(hdr.Typ), "application/")
+	if typ != TokenType {
 		return nil, ReasonWrongType, fmt.Errorf("token typ %q is not %s", hdr.Typ, TokenType)
 	}
 
