@@ -211,23 +211,27 @@ func parsePrompt(p string) (string, *oauthError) {
 // requestedResource resolves the RFC 8707 resource parameters to one
 // configured resource.
 func (s *Server) requestedResource(vals []string) (string, *oauthError) {
-	vals = dedupe(vals)
-	switch {
-	case len(vals) == 0 && len(s.cfg.Resources) == 1:
-		return s.cfg.Resources[0].URL, nil
-	case len(vals) == 0:
+	if len(vals) == 0 {
+		if len(s.cfg.Resources) == 1 {
+			return s.cfg.Resources[0].URL, nil
+		}
 		return "", newError(http.StatusBadRequest, errInvalidRequest,
 			"resource is required: this server protects several resources")
-	case len(vals) > 1:
-		return "", newError(http.StatusBadRequest, errInvalidTarget,
-			"a token is issued for one resource at a time")
 	}
-	res, ok := s.cfg.Resource(vals[0])
-	if !ok {
-		return "", newError(http.StatusBadRequest, errInvalidTarget,
-			"resource is not protected by this server")
+	var found string
+	for _, v := range vals {
+		res, ok := s.cfg.Resource(v)
+		switch {
+		case !ok:
+			return "", newError(http.StatusBadRequest, errInvalidTarget,
+				"resource is not protected by this server")
+		case found != "" && res.URL != found:
+			return "", newError(http.StatusBadRequest, errInvalidTarget,
+				"a token is issued for one resource at a time")
+		}
+		found = res.URL
 	}
-	return res.URL, nil
+	return found, nil
 }
 
 // requestedScope validates the scope parameter against the resource and

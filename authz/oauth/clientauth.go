@@ -11,7 +11,8 @@ import (
 // authenticateClient authenticates the client of a token, revocation or
 // introspection request (RFC 6749 §2.3): HTTP Basic with form-encoded
 // credentials, client_secret in the form, or for public clients client_id
-// alone. The method must be the one the client registered. Unknown and
+// alone (an empty secret, in the form or in Basic, counts as none). The
+// method must be the one the client registered. Unknown and
 // revoked clients and wrong secrets get 401 invalid_client, which clients
 // answer by registering again.
 func (s *Server) authenticateClient(r *http.Request, form url.Values) (*registry.Client,
@@ -29,7 +30,7 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*registry
 		if err1 != nil || err2 != nil {
 			return nil, unauthorized("malformed Basic credentials")
 		}
-		if form.Has("client_secret") {
+		if form.Get("client_secret") != "" {
 			return nil, newError(http.StatusBadRequest, errInvalidRequest,
 				"use only one client authentication method")
 		}
@@ -37,7 +38,10 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*registry
 			return nil, unauthorized("client_id differs from the Basic credentials")
 		}
 		method = authSecretBasic
-	case form.Has("client_secret"):
+		if secret == "" {
+			method = authNone // some libraries send public clients' ids this way
+		}
+	case form.Get("client_secret") != "":
 		id, secret, method = form.Get("client_id"), form.Get("client_secret"), authSecretPost
 	default:
 		id, method = form.Get("client_id"), authNone

@@ -55,7 +55,8 @@ func FuzzParseClientMetadata(f *testing.F) {
 func FuzzRedirectURI(f *testing.F) {
 	f.Add("http://127.0.0.1/", "http://127.0.0.1:33418/")
 	f.Add("http://localhost:8787/callback", "http://localhost:1/callback")
-	f.Add("cursor://anysphere.cursor-mcp/oauth/callback", "cursor://anysphere.cursor-mcp/oauth/callback")
+	cursor := "cursor://anysphere.cursor-mcp/oauth/callback"
+	f.Add(cursor, cursor)
 	f.Add("https://claude.ai/api/mcp/auth_callback", "https://claude.ai:444/api/mcp/auth_callback")
 	f.Add("http://[::1]/cb", "http://evil@[::1]:5/cb")
 	f.Add("javascript:alert(1)", "javascript:alert(1)")

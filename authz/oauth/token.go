@@ -14,6 +14,15 @@ import (
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
+// redemption is what a token exchange transaction found.
+type redemption int
+
+const (
+	redeemed redemption = iota // the code or refresh token was spent now
+	replayed                   // it had been spent before: the grant is revoked
+	vanished                   // it was removed or revoked meanwhile
+)
+
 // tokenResponse is a successful token answer (RFC 6749 §5.1).
 type tokenResponse struct {
 	AccessToken  string `json:"access_token"`
@@ -110,15 +119,16 @@ func (s *Server) exchangeCode(ctx context.Context, c *registry.Client,
 	if e != nil {
 		return nil, e
 	}
-	replayed := false
+	outcome := redeemed
 	err := s.store.Update(ctx, func(tx *registry.Txn) error {
 		cur := tx.AuthCode(hash)
-		if cur == nil || cur.Used() {
-			replayed = cur != nil
-			if replayed {
-				return revokeGrantTx(tx, cur.GrantID, now, s.revocationTTL())
-			}
+		switch {
+		case cur == nil:
+			outcome = vanished
 			return nil
+		case cur.Used():
+			outcome = replayed
+			return revokeGrantTx(tx, cur.GrantID, now, s.revocationTTL())
 		}
 		used := *cur
 		used.UsedAt = now
@@ -134,7 +144,10 @@ func (s *Server) exchangeCode(ctx context.Context, c *registry.Client,
 		s.log.Error("redeeming code", "client_id", c.ID, "err", err)
 		return nil, storeError(err)
 	}
-	if replayed {
+	switch outcome {
+	case vanished:
+		return nil, invalid
+	case replayed:
 		s.log.Warn("authorization code replayed; grant revoked", "client_id", c.ID,
 			"grant_id", ac.GrantID, "code", fingerprint(code))
 		return nil, invalid
@@ -188,15 +201,16 @@ func (s *Server) refresh(ctx context.Context, c *registry.Client,
 		return nil, e
 	}
 	next.Scope = old.Scope // the grant keeps its scope; only this access token narrows
-	reused := false
+	outcome := redeemed
 	err := s.store.Update(ctx, func(tx *registry.Txn) error {
 		cur := tx.RefreshToken(hash)
-		if cur == nil || !cur.RotatedAt.IsZero() || !cur.RevokedAt.IsZero() {
-			reused = cur != nil
-			if cur != nil && cur.RevokedAt.IsZero() {
-				return revokeGrantTx(tx, cur.GrantID, now, s.revocationTTL())
-			}
+		switch {
+		case cur == nil || !cur.RevokedAt.IsZero():
+			outcome = vanished
 			return nil
+		case !cur.RotatedAt.IsZero():
+			outcome = replayed
+			return revokeGrantTx(tx, cur.GrantID, now, s.revocationTTL())
 		}
 		rotated := *cur
 		rotated.RotatedAt = now
@@ -209,7 +223,10 @@ func (s *Server) refresh(ctx context.Context, c *registry.Client,
 		s.log.Error("rotating refresh token", "client_id", c.ID, "err", err)
 		return nil, storeError(err)
 	}
-	if reused {
+	switch outcome {
+	case vanished:
+		return nil, invalid
+	case replayed:
 		s.log.Warn("refresh token reused; grant revoked", "client_id", c.ID,
 			"grant_id", old.GrantID, "refresh_token", fingerprint(raw))
 		return nil, invalid
