@@ -115,12 +115,13 @@ func (s *AuthorizationServer) allowResponse(decisionID string,
 		HeadersToRemove: make([]string, 1, 4),
 	}
 	ok.HeadersToRemove[0] = "authorization"
+	hb := newHeaderBuf(3)
 	for _, id := range identities(d, decisionID, s.logger) {
 		if id.value == "" {
 			ok.HeadersToRemove = append(ok.HeadersToRemove, id.name)
 			continue
 		}
-		ok.Headers = append(ok.Headers, overwrite(id.name, id.value))
+		ok.Headers = append(ok.Headers, hb.overwrite(id.name, id.value))
 	}
 
 	return &authv3.CheckResponse{
@@ -141,12 +142,13 @@ func (s *AuthorizationServer) allowResponse(decisionID string,
 func denyResponse(decisionID string, d *authz.Decision) *authv3.CheckResponse {
 	status := denyStatus(d)
 	headers := make([]*corev3.HeaderValueOption, 0, 3)
+	hb := newHeaderBuf(3)
 	if d.WWWAuthenticate != "" && validHeaderValue(d.WWWAuthenticate) {
-		headers = append(headers, overwrite("www-authenticate", d.WWWAuthenticate))
+		headers = append(headers, hb.overwrite("www-authenticate", d.WWWAuthenticate))
 	}
 	headers = append(headers,
-		overwrite("content-type", "application/json"),
-		overwrite("cache-control", "no-store"))
+		hb.overwrite("content-type", "application/json"),
+		hb.overwrite("cache-control", "no-store"))
 
 	return &authv3.CheckResponse{
 		Status: &rpcstatus.Status{Code: int32(grpcCode(status)), Message: string(d.Reason)},
@@ -184,19 +186,42 @@ func httpStatusCode(status int) typev3.StatusCode {
 	return typev3.StatusCode(status)
 }
 
-// overwrite is a header that replaces any existing header of that name.
-func overwrite(name, value string) *corev3.HeaderValueOption {
-	return &corev3.HeaderValueOption{
-		Header:       &corev3.HeaderValue{Key: name, Value: value},
-		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+// headerBuf hands out header options from two backing arrays, so an answer
+// costs two allocations for its headers instead of two per header.
+type headerBuf struct {
+	opts []corev3.HeaderValueOption
+	vals []corev3.HeaderValue
+}
+
+func newHeaderBuf(n int) *headerBuf {
+	return &headerBuf{
+		opts: make([]corev3.HeaderValueOption, 0, n),
+		vals: make([]corev3.HeaderValue, 0, n),
 	}
 }
 
-// metadata builds a Struct of string fields from key, value pairs.
+// overwrite returns a header that replaces any existing header of that
+// name. At most n (from newHeaderBuf) may be taken.
+func (b *headerBuf) overwrite(name, value string) *corev3.HeaderValueOption {
+	b.vals = append(b.vals, corev3.HeaderValue{Key: name, Value: value})
+	b.opts = append(b.opts, corev3.HeaderValueOption{
+		Header:       &b.vals[len(b.vals)-1],
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	})
+	return &b.opts[len(b.opts)-1]
+}
+
+// metadata builds a Struct of string fields from key, value pairs, taking
+// its values from two backing arrays.
 func metadata(kv ...string) *structpb.Struct {
-	fields := make(map[string]*structpb.Value, len(kv)/2)
-	for i := 0; i+1 < len(kv); i += 2 {
-		fields[kv[i]] = structpb.NewStringValue(kv[i+1])
+	n := len(kv) / 2
+	fields := make(map[string]*structpb.Value, n)
+	vals := make([]structpb.Value, n)
+	kinds := make([]structpb.Value_StringValue, n)
+	for i := range n {
+		kinds[i].StringValue = kv[2*i+1]
+		vals[i].Kind = &kinds[i]
+		fields[kv[2*i]] = &vals[i]
 	}
 	return &structpb.Struct{Fields: fields}
 }

@@ -44,6 +44,14 @@ func (e envoyHeaders) get(name string) string {
 	return ""
 }
 
+// or returns v, or the header name when v is "".
+func (e envoyHeaders) or(v, name string) string {
+	if v != "" {
+		return v
+	}
+	return e.get(name)
+}
+
 // values returns every value of the lower-cased header name, in order. From
 // the headers map that is at most one value, which may hold several header
 // lines joined by commas; it is passed on as it is.
@@ -101,11 +109,11 @@ func requestFromCheck(cr *authv3.CheckRequest, newID func() string) *authz.Reque
 	hdr := newEnvoyHeaders(h)
 
 	req := &authz.Request{
-		DecisionID:        firstNonEmpty(h.GetId(), hdr.get("x-request-id")),
-		Method:            firstNonEmpty(h.GetMethod(), hdr.get(":method")),
-		Scheme:            firstNonEmpty(h.GetScheme(), hdr.get(":scheme")),
-		Host:              firstNonEmpty(h.GetHost(), hdr.get(":authority"), hdr.get("host")),
-		Path:              firstNonEmpty(h.GetPath(), hdr.get(":path")),
+		DecisionID:        hdr.or(h.GetId(), "x-request-id"),
+		Method:            hdr.or(h.GetMethod(), ":method"),
+		Scheme:            hdr.or(h.GetScheme(), ":scheme"),
+		Host:              hdr.or(hdr.or(h.GetHost(), ":authority"), "host"),
+		Path:              hdr.or(h.GetPath(), ":path"),
 		Authorization:     hdr.values("authorization"),
 		Header:            hdr.get,
 		BodyPartial:       strings.EqualFold(hdr.get(headerPartialBody), "true"),
