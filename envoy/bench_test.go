@@ -20,7 +20,7 @@ func (c staticChecker) Check(context.Context, *authz.Request) *authz.Decision { 
 // network: CheckRequest to authz.Request, the (fake) decision, and the
 // CheckResponse.
 func BenchmarkGRPCCheckTranslate(b *testing.B) {
-	rawReq := envoyCheck(func(_ *authv3.AttributeContext, h *authv3.AttributeContext_HttpRequest) {
+	rawReq := envoyCheck(func(_ *attrs, h *httpAttrs) {
 		h.HeaderMap = rawHeaders(
 			":authority", "localhost:8080", ":path", "/mcp?session=1", ":method", "POST",
 			":scheme", "http", "authorization", "Bearer eyJhbGciOiJFUzI1NiJ9.e30.sig",

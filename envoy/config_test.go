@@ -545,11 +545,13 @@ func TestFindBootstrapsRule(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
 	files := map[string]string{
-		"docker-compose.yml":            "services:\n  envoy:\n    image: envoy\n",
-		"k8s/deploy.yaml":               "apiVersion: v1\nkind: ConfigMap\n---\napiVersion: v1\nkind: Service\n",
-		"k8s/list.yaml":                 "- a\n- b\n",
-		"envoy/bootstrap.yaml":          "static_resources: {}\n",
-		"envoy/two.yaml":                "# comment\nkind: X\n--- # second\nstatic_resources: {clusters: []}\n",
+		"docker-compose.yml": "services:\n  envoy:\n    image: envoy\n",
+		"k8s/deploy.yaml": "apiVersion: v1\nkind: ConfigMap\n---\n" +
+			"apiVersion: v1\nkind: Service\n",
+		"k8s/list.yaml":        "- a\n- b\n",
+		"envoy/bootstrap.yaml": "static_resources: {}\n",
+		"envoy/two.yaml": "# comment\nkind: X\n--- # second\n" +
+			"static_resources: {clusters: []}\n",
 		"envoy/testdata/broken.yaml":    "static_resources: [",
 		".hidden/bootstrap.yaml":        "static_resources: {}\n",
 		"node_modules/x/bootstrap.yaml": "static_resources: {}\n",

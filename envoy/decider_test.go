@@ -83,12 +83,12 @@ func TestRealDeciderOverGRPC(t *testing.T) {
 	client := authv3.NewAuthorizationClient(conn)
 
 	withAuth := func(v string) *authv3.CheckRequest {
-		return envoyCheck(func(_ *authv3.AttributeContext, h *authv3.AttributeContext_HttpRequest) {
+		return envoyCheck(func(_ *attrs, h *httpAttrs) {
 			h.Headers["authorization"] = v
 		})
 	}
 	rawAuth := func(vs ...string) *authv3.CheckRequest {
-		return envoyCheck(func(_ *authv3.AttributeContext, h *authv3.AttributeContext_HttpRequest) {
+		return envoyCheck(func(_ *attrs, h *httpAttrs) {
 			kv := []string{":authority", "localhost:8080", ":path", "/mcp", ":method", "POST"}
 			for _, v := range vs {
 				kv = append(kv, "authorization", v)
@@ -113,7 +113,7 @@ func TestRealDeciderOverGRPC(t *testing.T) {
 			outcome{codes.PermissionDenied, 400, "multiple_tokens"}},
 		{"two tokens in header_map", rawAuth(good, other),
 			outcome{codes.PermissionDenied, 400, "multiple_tokens"}},
-		{"no token", envoyCheck(func(_ *authv3.AttributeContext, h *authv3.AttributeContext_HttpRequest) {
+		{"no token", envoyCheck(func(_ *attrs, h *httpAttrs) {
 			delete(h.Headers, "authorization")
 		}), outcome{codes.Unauthenticated, 401, "no_token"}},
 		{"garbage token", withAuth("Bearer abc.def.ghi"),
@@ -122,7 +122,7 @@ func TestRealDeciderOverGRPC(t *testing.T) {
 			outcome{codes.Unauthenticated, 401, "revoked_client"}},
 		{"missing scope", withAuth("Bearer " + mint("client-1", "mcp:admin")),
 			outcome{codes.PermissionDenied, 403, "insufficient_scope"}},
-		{"unknown host", envoyCheck(func(_ *authv3.AttributeContext, h *authv3.AttributeContext_HttpRequest) {
+		{"unknown host", envoyCheck(func(_ *attrs, h *httpAttrs) {
 			h.Host = "elsewhere.test"
 			h.Headers["authorization"] = good
 		}), outcome{codes.PermissionDenied, 403, "unknown_resource"}},

@@ -18,7 +18,8 @@ import (
 // status (even when the Decision's identity or challenge holds bytes that
 // cannot go into a header).
 func FuzzGRPCCheck(f *testing.F) {
-	f.Add("localhost:8080", "/mcp", "Bearer a,Bearer b", "x-custom", "v", "client", "chal", true, true)
+	f.Add("localhost:8080", "/mcp", "Bearer a,Bearer b", "x-custom", "v", "client", "chal",
+		true, true)
 	f.Add("", "", "", ":authority", "h", "c\r\nx", "Bearer\x00", false, false)
 	f.Add("h", "/mcp?x=%00", "Bearer t", "authorization", "Bearer u", "", "", true, false)
 	f.Fuzz(func(t *testing.T, host, path, auth, key, value, ident, chal string, allow, raw bool) {

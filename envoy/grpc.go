@@ -98,7 +98,8 @@ func (s *AuthorizationServer) Check(ctx context.Context,
 }
 
 // response builds the CheckResponse for a Decision.
-func (s *AuthorizationServer) response(decisionID string, d *authz.Decision) *authv3.CheckResponse {
+func (s *AuthorizationServer) response(decisionID string,
+	d *authz.Decision) *authv3.CheckResponse {
 	if d.Allow {
 		return s.allowResponse(decisionID, d)
 	}

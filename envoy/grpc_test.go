@@ -20,12 +20,18 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz"
 )
 
+// Short names for the attribute messages tests edit.
+type (
+	attrs     = authv3.AttributeContext
+	httpAttrs = authv3.AttributeContext_HttpRequest
+)
+
 const requestID = "9c1e7a52-3b0f-4f55-9d1a-0f2d64b3c8e1"
 
 // envoyCheck returns a CheckRequest shaped as Envoy 1.3x sends it for
 // "POST /mcp" with a bearer token, default settings (headers map with
 // pseudo-headers, no raw headers, no body), changed by mod.
-func envoyCheck(mod func(a *authv3.AttributeContext, h *authv3.AttributeContext_HttpRequest)) *authv3.CheckRequest {
+func envoyCheck(mod func(a *attrs, h *httpAttrs)) *authv3.CheckRequest {
 	h := &authv3.AttributeContext_HttpRequest{
 		Id:       requestID,
 		Method:   "POST",
@@ -112,7 +118,7 @@ func TestCheckTranslatesRequest(t *testing.T) {
 		},
 		{
 			name: "pseudo-headers only",
-			req: envoyCheck(func(_ *authv3.AttributeContext, h *authv3.AttributeContext_HttpRequest) {
+			req: envoyCheck(func(_ *attrs, h *httpAttrs) {
 				h.Id, h.Method, h.Path, h.Host, h.Scheme = "", "", "", "", ""
 				h.Headers[":authority"] = "mcp.example.test"
 				h.Headers["x-request-id"] = "from-header"
@@ -124,7 +130,7 @@ func TestCheckTranslatesRequest(t *testing.T) {
 		},
 		{
 			name: "host header without :authority",
-			req: envoyCheck(func(_ *authv3.AttributeContext, h *authv3.AttributeContext_HttpRequest) {
+			req: envoyCheck(func(_ *attrs, h *httpAttrs) {
 				h.Host = ""
 				delete(h.Headers, ":authority")
 				h.Headers["host"] = "h1.example.test"
@@ -136,7 +142,7 @@ func TestCheckTranslatesRequest(t *testing.T) {
 		},
 		{
 			name: "scheme from x-forwarded-proto",
-			req: envoyCheck(func(_ *authv3.AttributeContext, h *authv3.AttributeContext_HttpRequest) {
+			req: envoyCheck(func(_ *attrs, h *httpAttrs) {
 				h.Scheme = ""
 				delete(h.Headers, ":scheme")
 				h.Headers["x-forwarded-proto"] = "https, http"
@@ -145,7 +151,7 @@ func TestCheckTranslatesRequest(t *testing.T) {
 		},
 		{
 			name: "header_map only",
-			req: envoyCheck(func(_ *authv3.AttributeContext, h *authv3.AttributeContext_HttpRequest) {
+			req: envoyCheck(func(_ *attrs, h *httpAttrs) {
 				h.Headers = nil
 				h.HeaderMap = rawHeaders(
 					":authority", "localhost:8080",
@@ -163,7 +169,7 @@ func TestCheckTranslatesRequest(t *testing.T) {
 		},
 		{
 			name: "header_map with value instead of raw_value",
-			req: envoyCheck(func(_ *authv3.AttributeContext, h *authv3.AttributeContext_HttpRequest) {
+			req: envoyCheck(func(_ *attrs, h *httpAttrs) {
 				h.Headers = nil
 				h.HeaderMap = &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
 					{Key: "authorization", Value: "Bearer v"},
@@ -176,7 +182,7 @@ func TestCheckTranslatesRequest(t *testing.T) {
 		},
 		{
 			name: "two authorization headers in header_map stay apart",
-			req: envoyCheck(func(_ *authv3.AttributeContext, h *authv3.AttributeContext_HttpRequest) {
+			req: envoyCheck(func(_ *attrs, h *httpAttrs) {
 				h.Headers = nil
 				h.HeaderMap = rawHeaders("authorization", "Bearer a", "authorization", "Bearer b")
 			}),
@@ -187,21 +193,21 @@ func TestCheckTranslatesRequest(t *testing.T) {
 		},
 		{
 			name: "two authorization headers joined by Envoy stay one value",
-			req: envoyCheck(func(_ *authv3.AttributeContext, h *authv3.AttributeContext_HttpRequest) {
+			req: envoyCheck(func(_ *attrs, h *httpAttrs) {
 				h.Headers["authorization"] = "Bearer a,Bearer b"
 			}),
 			want: func(w *seenRequest) { w.Authorization = []string{"Bearer a,Bearer b"} },
 		},
 		{
 			name: "no authorization",
-			req: envoyCheck(func(_ *authv3.AttributeContext, h *authv3.AttributeContext_HttpRequest) {
+			req: envoyCheck(func(_ *attrs, h *httpAttrs) {
 				delete(h.Headers, "authorization")
 			}),
 			want: func(w *seenRequest) { w.Authorization = nil },
 		},
 		{
 			name: "partial body",
-			req: envoyCheck(func(_ *authv3.AttributeContext, h *authv3.AttributeContext_HttpRequest) {
+			req: envoyCheck(func(_ *attrs, h *httpAttrs) {
 				h.Body = `{"jsonrpc":"2.0","method":"tools/c`
 				h.Headers[headerPartialBody] = "true"
 			}),
@@ -212,7 +218,7 @@ func TestCheckTranslatesRequest(t *testing.T) {
 		},
 		{
 			name: "raw body, complete",
-			req: envoyCheck(func(_ *authv3.AttributeContext, h *authv3.AttributeContext_HttpRequest) {
+			req: envoyCheck(func(_ *attrs, h *httpAttrs) {
 				h.RawBody = []byte(`{"jsonrpc":"2.0"}`)
 				h.Headers[headerPartialBody] = "false"
 			}),
@@ -220,7 +226,7 @@ func TestCheckTranslatesRequest(t *testing.T) {
 		},
 		{
 			name: "context extensions",
-			req: envoyCheck(func(a *authv3.AttributeContext, _ *authv3.AttributeContext_HttpRequest) {
+			req: envoyCheck(func(a *attrs, _ *httpAttrs) {
 				a.ContextExtensions = map[string]string{"resource": "http://localhost:8080/mcp"}
 			}),
 			want: func(w *seenRequest) {
@@ -250,7 +256,7 @@ func TestCheckGeneratesMissingDecisionID(t *testing.T) {
 	t.Parallel()
 	fc := &fakeChecker{decision: allowDecision}
 	srv := NewAuthorizationServer(fc, discard)
-	req := envoyCheck(func(_ *authv3.AttributeContext, h *authv3.AttributeContext_HttpRequest) {
+	req := envoyCheck(func(_ *attrs, h *httpAttrs) {
 		h.Id = ""
 		delete(h.Headers, "x-request-id")
 	})
