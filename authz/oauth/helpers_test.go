@@ -33,7 +33,7 @@ const (
 // testEnv is an authorization server on a real registry in t.TempDir,
 // served by an httptest server whose URL is the issuer.
 type testEnv struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *Server
 	ts     *httptest.Server
 	store  *registry.Store
@@ -59,9 +59,9 @@ var userHash = sync.OnceValue(func() string {
 	return string(h)
 })
 
-func newEnv(t *testing.T, opts ...envOption) *testEnv {
+func newEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
-	ctx := t.Context()
+	ctx := context.Background()
 	var handler http.Handler = http.NotFoundHandler()
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		handler.ServeHTTP(w, r)
@@ -103,7 +103,7 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 }
 
 // with returns a copy of e that reports to t, for use in sub-tests.
-func (e *testEnv) with(t *testing.T) *testEnv {
+func (e *testEnv) with(t testing.TB) *testEnv {
 	c := *e
 	c.t = t
 	return &c
@@ -147,7 +147,7 @@ func (e *testEnv) publicClient(redirect string) string {
 	return c["client_id"].(string)
 }
 
-func decodeJSON(t *testing.T, resp *http.Response) map[string]any {
+func decodeJSON(t testing.TB, resp *http.Response) map[string]any {
 	t.Helper()
 	defer resp.Body.Close()
 	var m map[string]any
@@ -158,7 +158,7 @@ func decodeJSON(t *testing.T, resp *http.Response) map[string]any {
 	return m
 }
 
-func readBody(t *testing.T, resp *http.Response) string {
+func readBody(t testing.TB, resp *http.Response) string {
 	t.Helper()
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
@@ -177,7 +177,7 @@ func pkce() (verifier, challenge string) {
 
 // browser is a cookie-keeping HTTP client that does not follow redirects.
 type browser struct {
-	t *testing.T
+	t testing.TB
 	c *http.Client
 }
 
@@ -221,7 +221,7 @@ var (
 
 // parseForm extracts the page's single form the way the end-to-end tests do:
 // its action and every input's name and value.
-func parseForm(t *testing.T, base, page string) (string, url.Values) {
+func parseForm(t testing.TB, base, page string) (string, url.Values) {
 	t.Helper()
 	forms := formRe.FindAllStringSubmatch(page, -1)
 	if len(forms) != 1 {
