@@ -94,16 +94,16 @@ func (d *Decider) Check(ctx context.Context, req *Request) *Decision {
 	}
 	raw, reason := bearerToken(req.Authorization)
 	if reason != ReasonOK {
-		return d.answer(ctx, req, p.denials[reason], nil, nil)
+		return d.answer(ctx, req, p.denial(reason), nil, nil)
 	}
 
 	key := sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 	v, reason, err := d.verify(raw, &key)
 	if reason != ReasonOK {
-		return d.answer(ctx, req, p.denials[reason], &key, err)
+		return d.answer(ctx, req, p.denial(reason), &key, err)
 	}
 	if reason := d.authorize(v, p); reason != ReasonOK {
-		return d.answer(ctx, req, p.denials[reason], &key, nil)
+		return d.answer(ctx, req, p.denial(reason), &key, nil)
 	}
 
 	c := &v.claims
@@ -210,6 +210,17 @@ func (d *Decider) answer(ctx context.Context, req *Request, dec *Decision, key *
 	}
 	d.logger.LogAttrs(ctx, slog.LevelDebug, "decision", attrs...)
 	return dec
+}
+
+// denial returns the resource's denial for reason. A reason without one
+// (a programming error) still denies, as a malformed token.
+func (p *protected) denial(reason Reason) *Decision {
+	if d := p.denials[reason]; d != nil {
+		return d
+	}
+	d := *p.denials[ReasonMalformed]
+	d.Reason = reason
+	return &d
 }
 
 // denyReasons describes each per-resource denial: HTTP status, OAuth error
