@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	grpchealth "google.golang.org/grpc/health"
 
 	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/authz/admin"
@@ -69,6 +70,7 @@ type app struct {
 	logger  *slog.Logger
 	httpSrv *http.Server
 	grpcSrv *grpc.Server
+	health  *grpchealth.Server
 	admin   *http.Server
 	metrics *http.Server
 	// adminToken authenticates the CLI on the admin listener.
@@ -108,8 +110,11 @@ func newApp(ctx context.Context, cfg config, store *registry.Store,
 	observe := envoy.Options{Observe: m.ObserveDecision}
 	a := &app{cfg: cfg, store: store, logger: logger, ready: make(chan struct{})}
 	mux := http.NewServeMux()
-	mux.Handle(httpCheckPrefix+"/", envoy.NewHTTPHandler(decider,
-		logger, httpCheckPrefix, observe))
+	check := envoy.NewHTTPHandler(decider, logger, httpCheckPrefix, observe)
+	// Both the prefix itself (nginx auth_request to /ext_authz) and every
+	// path below it (Envoy's path_prefix), with no redirect in between.
+	mux.Handle(httpCheckPrefix, check)
+	mux.Handle(httpCheckPrefix+"/", check)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	})
@@ -118,7 +123,7 @@ func newApp(ctx context.Context, cfg config, store *registry.Store,
 	a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	a.grpcSrv = grpc.NewServer()
-	envoy.Register(a.grpcSrv, decider, logger, observe)
+	a.health = envoy.Register(a.grpcSrv, decider, logger, observe)
 
 	metricsMux := http.NewServeMux()
 	metricsMux.Handle("GET /metrics", m.Handler())
@@ -182,6 +187,8 @@ func (a *app) run(ctx context.Context) error {
 		a.logger.Info("mcp-authz shutting down")
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer cancel()
+		// Tell Envoy's health checks first, then drain.
+		a.health.Shutdown()
 		a.grpcSrv.GracefulStop()
 		return errors.Join(a.httpSrv.Shutdown(sctx), a.admin.Shutdown(sctx),
 			a.metrics.Shutdown(sctx))
