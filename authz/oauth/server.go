@@ -127,6 +127,9 @@ func NewServer(cfg Config, store *registry.Store, keys *authz.Keys, tokens *auth
 		return nil, err
 	}
 	s.routes = s.buildRoutes()
+	s.log.Debug("authorization server configured", "issuer", s.issuer,
+		"resources", len(cfg.Resources), "code_ttl", cfg.CodeTTL,
+		"refresh_ttl", cfg.RefreshTTL, "session_ttl", cfg.SessionTTL)
 	return s, nil
 }
 
