@@ -97,17 +97,20 @@ var codecs = []*tableCodec{
 }
 
 var (
-	codecByTable = map[string]*tableCodec{}
-	codecByKind  [maxKind + 1]*tableCodec
+	codecByTable = func() map[string]*tableCodec {
+		m := map[string]*tableCodec{}
+		for _, c := range codecs {
+			m[c.table] = c
+		}
+		return m
+	}()
+	codecByKind = func() (a [maxKind + 1]*tableCodec) {
+		for _, c := range codecs {
+			a[c.put], a[c.del] = c, c
+		}
+		return a
+	}()
 )
-
-func init() {
-	for _, c := range codecs {
-		codecByTable[c.table] = c
-		codecByKind[c.put] = c
-		codecByKind[c.del] = c
-	}
-}
 
 func decodeJSON[T any](b []byte) (any, error) {
 	v := new(T)

@@ -12,8 +12,9 @@ import (
 // snapInfo is what a snapshot covers: the log up to and including seq, whose
 // chained checksum is crc.
 type snapInfo struct {
-	seq uint64
-	crc uint32
+	seq    uint64
+	crc    uint32
+	loaded bool // read from a snapshot file
 }
 
 // load rehydrates the index from the data directory and opens the log for
@@ -31,6 +32,7 @@ func (s *Store) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.lastSnap, s.haveSnap = base.seq, base.loaded
 	start, err := s.replayStart(l, base)
 	if err != nil {
 		return err
@@ -84,13 +86,19 @@ func (s *Store) loadNewestSnapshot(snaps []uint64) (*memdb.MemDB, snapInfo, bool
 			if !healthy {
 				s.log.Warn("using an older snapshot", "file", name, "seq", info.seq)
 			}
+			info.loaded = true
 			return db, info, healthy, nil
 		}
-		if errors.Is(err, ErrVersion) {
+		if errors.Is(err, ErrVersion) || !errors.Is(err, ErrCorrupt) {
 			return nil, snapInfo{}, false, err
 		}
 		s.log.Warn("snapshot does not verify; trying an older one", "file", name, "err", err)
 		healthy = false
+		if dst, err := moveAside(s.fs, s.dir, name); err != nil {
+			return nil, snapInfo{}, false, err
+		} else {
+			s.log.Warn("moved the damaged snapshot aside", "file", name, "to", dst)
+		}
 		if firstErr == nil {
 			firstErr = err
 		}

@@ -147,7 +147,12 @@ type Store struct {
 	bg         sync.WaitGroup // snapshot and housekeeping goroutines
 	bgStop     chan struct{}
 	snapMu     sync.Mutex // one snapshot at a time
-	snapping   atomic.Bool
+	snapKick   chan struct{}
+	// Guarded by snapMu (set during load, before the Store is shared):
+	lastSnap uint64 // sequence of the newest snapshot
+	haveSnap bool
+	// Guarded by smu:
+	snapRetryAt time.Time
 }
 
 // segment is an open log segment.
@@ -189,6 +194,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		dir:        dir,
 		syncerDone: make(chan struct{}),
 		bgStop:     make(chan struct{}),
+		snapKick:   make(chan struct{}, 1),
 	}
 	s.work = sync.NewCond(&s.smu)
 	s.drained = sync.NewCond(&s.smu)

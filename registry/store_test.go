@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -21,12 +22,20 @@ func openTest(t testing.TB, opts Options) (*Store, string) {
 
 func openDir(t testing.TB, dir string, opts Options) *Store {
 	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = testLogger(t)
+	}
 	s, err := Open(context.Background(), dir, opts)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", dir, err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// testLogger logs to the test's output, shown when it fails or with -v.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), nil))
 }
 
 func update(t testing.TB, s *Store, fn func(tx *Txn) error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-memdb"
 )
@@ -12,7 +13,8 @@ import (
 // Txn is a write transaction. Reads through it see its own writes and those
 // of earlier transactions, including ones whose Update has not returned yet.
 // Records returned by a Txn are shared: copy them before changing them. Put
-// methods store a copy of their argument, so the caller keeps ownership.
+// methods store a copy of their argument (with times converted to UTC), so
+// the caller keeps ownership.
 type Txn struct {
 	tx   *memdb.Txn
 	done bool
@@ -28,7 +30,9 @@ func (t *Txn) PutClient(c *Client) error {
 	if c == nil || c.ID == "" {
 		return errors.New("putting client: empty client id")
 	}
-	return t.insert(tableClients, c.ID, c.Copy())
+	n := c.Copy()
+	utc(&n.SecretExpiresAt, &n.CreatedAt, &n.UpdatedAt, &n.RevokedAt)
+	return t.insert(tableClients, c.ID, n)
 }
 
 // DeleteClient removes a client and everything issued to it: its
@@ -54,7 +58,9 @@ func (t *Txn) PutAuthCode(c *AuthCode) error {
 	if c == nil || c.Hash == "" {
 		return errors.New("putting authorization code: empty hash")
 	}
-	return t.insert(tableCodes, fingerprint(c.Hash), c.Copy())
+	n := c.Copy()
+	utc(&n.CreatedAt, &n.ExpiresAt, &n.UsedAt)
+	return t.insert(tableCodes, fingerprint(c.Hash), n)
 }
 
 // DeleteAuthCode removes an authorization code. It returns ErrNotFound if
@@ -83,7 +89,9 @@ func (t *Txn) PutRefreshToken(r *RefreshToken) error {
 	if r == nil || r.Hash == "" {
 		return errors.New("putting refresh token: empty hash")
 	}
-	return t.insert(tableRefreshTokens, fingerprint(r.Hash), r.Copy())
+	n := r.Copy()
+	utc(&n.CreatedAt, &n.ExpiresAt, &n.RotatedAt, &n.RevokedAt)
+	return t.insert(tableRefreshTokens, fingerprint(r.Hash), n)
 }
 
 // DeleteRefreshToken removes a refresh token. It returns ErrNotFound if
@@ -102,7 +110,9 @@ func (t *Txn) PutConsent(c *Consent) error {
 	if c == nil || c.Subject == "" || c.ClientID == "" {
 		return errors.New("putting consent: empty subject or client id")
 	}
-	return t.insert(tableConsents, c.Subject+" "+c.ClientID, c.Copy())
+	n := c.Copy()
+	utc(&n.GrantedAt)
+	return t.insert(tableConsents, c.Subject+" "+c.ClientID, n)
 }
 
 // DeleteConsent withdraws a consent. It returns ErrNotFound if there is no
@@ -120,7 +130,9 @@ func (t *Txn) PutSigningKey(k *SigningKey) error {
 	if k == nil || k.ID == "" {
 		return errors.New("putting signing key: empty key id")
 	}
-	return t.insert(tableSigningKeys, k.ID, k.Copy())
+	n := k.Copy()
+	utc(&n.CreatedAt, &n.RetireAt)
+	return t.insert(tableSigningKeys, k.ID, n)
 }
 
 // DeleteSigningKey removes a signing key. It returns ErrNotFound if there is
@@ -137,7 +149,9 @@ func (t *Txn) PutUser(u *User) error {
 	if u == nil || u.Name == "" {
 		return errors.New("putting user: empty name")
 	}
-	return t.insert(tableUsers, u.Name, u.Copy())
+	n := u.Copy()
+	utc(&n.CreatedAt)
+	return t.insert(tableUsers, u.Name, n)
 }
 
 // DeleteUser removes a user. It returns ErrNotFound if there is no such user.
@@ -150,7 +164,9 @@ func (t *Txn) PutRevocation(r *Revocation) error {
 	if r == nil || r.Key == "" {
 		return errors.New("putting revocation: empty key")
 	}
-	return t.insert(tableRevocations, r.Key, r.Copy())
+	n := r.Copy()
+	utc(&n.ExpiresAt, &n.CreatedAt)
+	return t.insert(tableRevocations, r.Key, n)
 }
 
 // DeleteRevocation removes a revocation entry. It returns ErrNotFound if
@@ -162,6 +178,14 @@ func (t *Txn) DeleteRevocation(key string) error {
 // Revoked reports whether key ("jti:<id>" or "grant:<id>") is revoked.
 func (t *Txn) Revoked(key string) bool {
 	return first[Revocation](t.tx, tableRevocations, key) != nil
+}
+
+// utc converts times to UTC and drops their monotonic clock readings, so that
+// a record reads the same from memory, the log and a snapshot.
+func utc(ts ...*time.Time) {
+	for _, t := range ts {
+		*t = t.UTC()
+	}
 }
 
 // insert stores obj, which the Txn owns. key names the record in errors

@@ -1,0 +1,179 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+)
+
+// snapshotRetry is how long the store waits after a failed automatic
+// snapshot before trying again.
+const snapshotRetry = time.Minute
+
+// Snapshot writes a snapshot of the durable state, then removes the
+// snapshots beyond Options.KeepSnapshots and the log segments that only hold
+// records older than the oldest snapshot kept. Readers and writers go on
+// while it runs. It does nothing when no write happened since the last
+// snapshot.
+func (s *Store) Snapshot(ctx context.Context) error {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	return s.snapshot(ctx)
+}
+
+func (s *Store) snapshot(ctx context.Context) (err error) {
+	start := time.Now()
+	s.smu.Lock()
+	db, pos, counted := s.durableDB, s.durable, s.sinceSnap
+	s.sinceSnap = snapCounter{}
+	s.smu.Unlock()
+	if pos.seq == s.lastSnap && s.haveSnap {
+		return nil
+	}
+	defer func() {
+		if err != nil {
+			s.smu.Lock()
+			s.sinceSnap.bytes += counted.bytes
+			s.sinceSnap.records += counted.records
+			s.snapRetryAt = time.Now().Add(snapshotRetry)
+			s.smu.Unlock()
+		}
+		if s.opts.OnSnapshot != nil {
+			s.opts.OnSnapshot(time.Since(start), err)
+		}
+	}()
+
+	stop := make(chan struct{})
+	defer close(stop)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-s.bgStop:
+		case <-stop:
+			return
+		}
+		close(done)
+	}()
+	n, err := s.writeSnapshot(db, snapInfo{seq: pos.seq, crc: pos.crc}, done)
+	if err != nil {
+		return fmt.Errorf("writing snapshot at sequence %d: %w", pos.seq, err)
+	}
+	s.lastSnap, s.haveSnap = pos.seq, true
+	s.log.Info("snapshot written", "seq", pos.seq, "records", n,
+		"duration", time.Since(start).Round(time.Millisecond))
+	if err := s.compactFiles(); err != nil {
+		return fmt.Errorf("removing old snapshots and segments: %w", err)
+	}
+	return nil
+}
+
+// writeSnapshot writes db as the snapshot covering info: to a temporary file
+// in the data directory, fsynced, renamed into place, then the directory
+// fsynced. A failure removes the temporary file.
+func (s *Store) writeSnapshot(db *memdb.MemDB, info snapInfo, done <-chan struct{}) (
+	n int, err error) {
+	name := snapshotName(info.seq)
+	final, tmp := joinDir(s.dir, name), joinDir(s.dir, name+tmpSuffix)
+	f, err := s.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, filePerm)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err != nil {
+			s.fs.Remove(tmp)
+		}
+	}()
+	n, err = writeSnapshotTo(f, db.Txn(false), info, done)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := s.fs.Rename(tmp, final); err != nil {
+		return 0, err
+	}
+	return n, s.fs.SyncDir(s.dir)
+}
+
+// compactFiles removes the snapshots beyond Options.KeepSnapshots, then the
+// segments all of whose records the oldest kept snapshot covers. It runs
+// only once the newest snapshot is durable, so the log's new lower bound is
+// on disk before anything below it goes.
+func (s *Store) compactFiles() error {
+	l, err := listDir(s.fs, s.dir)
+	if err != nil {
+		return err
+	}
+	if len(l.snapshots) == 0 {
+		return nil
+	}
+	var errs []error
+	remove := func(name string) {
+		if err := s.fs.Remove(joinDir(s.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	keep := l.snapshots[max(0, len(l.snapshots)-s.opts.KeepSnapshots):]
+	for _, seq := range l.snapshots[:len(l.snapshots)-len(keep)] {
+		remove(snapshotName(seq))
+	}
+	oldest := keep[0]
+	for i := 0; i+1 < len(l.segments); i++ {
+		if l.segments[i+1] <= oldest+1 {
+			remove(segmentName(l.segments[i]))
+		}
+	}
+	errs = append(errs, s.fs.SyncDir(s.dir))
+	return errors.Join(errs...)
+}
+
+// maybeSnapshotLocked wakes the snapshotter when enough log has been written
+// since the last snapshot.
+func (s *Store) maybeSnapshotLocked() {
+	c, o := s.sinceSnap, s.opts
+	due := (o.SnapshotBytes > 0 && c.bytes >= o.SnapshotBytes) ||
+		(o.SnapshotRecords > 0 && c.records >= o.SnapshotRecords)
+	if due && time.Now().After(s.snapRetryAt) {
+		select {
+		case s.snapKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// startBackground starts the snapshotter and, if configured, housekeeping.
+func (s *Store) startBackground() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.bg.Go(func() {
+		<-s.bgStop
+		cancel()
+	})
+	s.bg.Go(func() {
+		for {
+			select {
+			case <-s.bgStop:
+				return
+			case <-s.snapKick:
+			}
+			s.snapMu.Lock()
+			err := s.snapshot(ctx)
+			s.snapMu.Unlock()
+			if err != nil && !errors.Is(err, errSnapshotStopped) {
+				s.log.Warn("automatic snapshot failed; will retry", "err", err,
+					"retry_in", snapshotRetry)
+			}
+		}
+	})
+	if s.opts.HousekeepInterval > 0 {
+		s.bg.Go(func() { s.housekeepLoop(ctx) })
+	}
+}

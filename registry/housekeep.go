@@ -1,0 +1,7 @@
+package registry
+
+import (
+	"context"
+)
+
+func (s *Store) housekeepLoop(ctx context.Context) {}
