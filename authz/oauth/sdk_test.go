@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,8 +95,10 @@ func TestGoSDKClient(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Verify: %v", err)
 			}
+			scopes := strings.Fields(claims.Scope)
+			slices.Sort(scopes)
 			if claims.Audience != resource || claims.Subject != testUser ||
-				claims.Scope != "mcp:read mcp:write" {
+				!slices.Equal(scopes, []string{"mcp:read", "mcp:write"}) {
 				t.Errorf("claims %+v", claims)
 			}
 			if tok.RefreshToken == "" {
