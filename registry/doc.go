@@ -1,4 +1,158 @@
 // Package registry keeps mcp-authz's clients, authorization codes, refresh
 // tokens, consents, signing keys, users and revocations in an in-memory index
-// made durable by a write-ahead log and snapshots.
+// (go-memdb) made durable by a write-ahead log and snapshots.
+//
+// # Reads and writes
+//
+// Store reads (Client, Revoked, ...) use a shared memdb read transaction on
+// the newest durable state: no I/O, no locks, no waiting for writers.
+// Records returned are shared and never changed by the store; copy them
+// before changing them.
+//
+// Update runs a function in a write transaction. Writers are serialised. When
+// the function returns, its changes (memdb's change list) are encoded as one
+// log record and appended to the active segment; then the memdb transaction
+// commits, so the next writer builds on it, and the writer lock is released.
+// A syncer goroutine fsyncs the segment and acknowledges every record the
+// fsync covered (group commit): writers arriving while an fsync runs share
+// the next one. Only then is the new state published to Store readers and
+// does Update return nil. So a Store reader never sees a write that is not
+// durable. A Txn, however, sees the writes of earlier Updates that are still
+// waiting for their fsync; if that fsync fails, those Updates and every Update
+// that read their writes fail together, and the index is rolled back to the
+// durable state (a memdb snapshot kept for the purpose). Options.NoGroupCommit
+// instead fsyncs inside the writer lock, before the memdb commit.
+//
+// A failed append or fsync makes Update return an error wrapping
+// ErrUnavailable; the failure is logged once until a write succeeds again.
+// Reads keep working. Before the next append the store cuts the log back to
+// the last durable record (removing segments begun after it, truncating and
+// fsyncing the segment holding it), so a record whose write failed is never
+// replayed. After a failed fsync the disk's content is unknown: if the
+// process dies before that cut is made (Close makes it too), a write that
+// failed can still be found whole on disk by the next Open.
+//
+// # Files
+//
+// A data directory (mode 0700; files 0600) holds:
+//
+//	LOCK                        flock(2)ed by the process using the directory
+//	wal-<16 hex digits>.log     log segment; the number is its first sequence
+//	snap-<16 hex digits>.snap   snapshot; the number is the last sequence it covers
+//	*.tmp                       a snapshot being written (removed by Open)
+//	damaged/<name>.<time>       copies of damaged files set aside by Open
+//
+// Integers are little-endian. Checksums are CRC-32C (Castagnoli).
+//
+// # Log segments
+//
+// A segment starts with a 32-byte header:
+//
+//	0  8  magic "MCPAZWAL"
+//	8  4  segment format version (1)
+//	12 4  zero
+//	16 8  sequence of the first record
+//	24 4  chained checksum of the record before the first (0 before sequence 1)
+//	28 4  CRC-32C of bytes 0..28
+//
+// Records follow, each padded with zero bytes to a multiple of 8:
+//
+//	0  4  payload length n (at most 64 MiB)
+//	4  1  record type
+//	5  1  record version
+//	6  2  zero
+//	8  8  sequence number: the previous record's plus one
+//	16 4  CRC-32C of bytes 0..16 (the header alone)
+//	20 4  chained checksum: CRC-32C of bytes 0..16 and the payload, seeded
+//	      with the previous record's chained checksum (as etcd's WAL does)
+//	24 n  payload
+//
+// The header checksum makes the length trustworthy before the payload is
+// read; the chained checksum catches a changed, lost, reordered or
+// transplanted record. Record types are stable numbers never reused: 1 is a
+// batch, one Update. A batch of version 1 holds a uvarint entry count, then
+// for each entry a uvarint entry kind, a uvarint body length and the body.
+// Entry kinds are stable numbers never reused: odd kinds put a record, whose
+// body is its JSON (the struct tags of records.go); even kinds delete one,
+// whose body is its primary key as a JSON array of strings.
+//
+//	1/2 client   3/4 authorization code   5/6 refresh token   7/8 consent
+//	9/10 signing key   11/12 user   13/14 revocation
+//
+// A segment is rolled at Options.SegmentSize (64 MiB). The old segment is
+// fsynced before the first byte goes to the new one, which is created with
+// its header fsynced and the directory fsynced. Open always appends to a new
+// segment (or to the last one if it holds no record).
+//
+// # Snapshots
+//
+// A snapshot is a stream: a 32-byte header, then records, then a trailer.
+//
+//	0  8  magic "MCPAZSNP"
+//	8  4  snapshot format version (1)
+//	12 4  zero
+//	16 8  sequence of the last log record covered
+//	24 4  chained checksum of that record
+//	28 4  CRC-32C of bytes 0..28
+//
+// Each record is a uvarint entry kind (a put kind above), a uvarint length and
+// the record in a positional binary encoding (see bincodec.go: its fields in
+// struct order; strings and byte slices length-prefixed, lists
+// count-prefixed, times as a presence byte, varint Unix seconds and uvarint
+// nanoseconds), chosen because rehydrating a million clients from JSON is
+// several times slower. Tables come in a fixed order, each in primary-key
+// order. The trailer is a zero byte (entry kind 0), the record count as 8
+// bytes, and the CRC-32C of every byte of the file before it.
+//
+// A snapshot is taken when the log written since the last one reaches
+// Options.SnapshotBytes or Options.SnapshotRecords, or by Store.Snapshot. It
+// reads a memdb snapshot of the durable state, so readers and writers go on.
+// It is written to snap-N.snap.tmp, fsynced, renamed to snap-N.snap and the
+// directory fsynced. Only then are snapshots beyond Options.KeepSnapshots
+// (2) removed, followed by every segment whose records are all covered by
+// the oldest snapshot kept: the log is kept back to that snapshot so Open can
+// fall back to it.
+//
+// # Crash assumptions
+//
+// fsync(2) on a file makes its data and size durable; on a directory, the
+// entries created, renamed or removed in it. rename(2) is atomic. A crash can
+// leave the bytes written since the last completed fsync partly written: the
+// file cut short, or 512-byte sectors of it still zero. Beyond that the disk
+// returns what was written, or an error; silent corruption is caught by the
+// checksums and refused rather than repaired silently.
+//
+// # Recovery (Open)
+//
+//  1. Take an exclusive flock on LOCK, or fail naming the directory.
+//  2. Remove *.tmp files: snapshots interrupted before their rename.
+//  3. Load the newest snapshot whose header, records and whole-file checksum
+//     verify. A snapshot that does not verify is moved to damaged/ with a
+//     warning and the next older one is tried. A snapshot of a newer format
+//     version is refused. With no snapshot that verifies, the log must start
+//     at sequence 1, else Open refuses.
+//  4. Replay the segments from the one holding the record after the
+//     snapshot, checking the chain across segments and against the
+//     snapshot's checksum.
+//  5. A record that does not verify in the last segment, with the marks of a
+//     torn write (the file ends inside it, a zero-filled tail, or an all-zero
+//     sector piece inside it), ends the log: the segment is copied to
+//     damaged/ and truncated before it, with one warning naming the file and
+//     offset. Records after it were written in the same unfinished fsync
+//     window, so none of them was acknowledged.
+//  6. Any other damage (a checksum failure without those marks, damage in a
+//     segment that is not the last, a break in the sequence or the chain) is
+//     refused with an error naming the file and offset (a *FileError wrapping
+//     ErrCorrupt). With Options.Repair the segment is copied to damaged/ and
+//     truncated before the damage, later segments are moved to damaged/, and
+//     what was dropped is logged.
+//  7. An unknown record type or a newer record, segment or snapshot version
+//     is refused (ErrVersion, naming the file, offset and version), even with
+//     Repair: an older program must not drop what a newer one wrote.
+//  8. When nothing was damaged, leftovers of an interrupted compaction
+//     (snapshots beyond the number kept, segments below the oldest snapshot
+//     kept) are removed.
+//
+// Damaged files are always copied or moved aside before being changed, so
+// the only good copy of anything is never overwritten.
 package registry

@@ -47,9 +47,11 @@ func (s *Store) load(ctx context.Context) error {
 	if err := s.openLog(r); err != nil {
 		return err
 	}
+	// head is written to; the durable state is a snapshot of it that is not.
 	s.head = r.db
-	s.appendedDB, s.durableDB = r.db, r.db
-	s.view.Store(r.db.Txn(false))
+	s.durableDB = r.db.Snapshot()
+	s.appendedDB = s.durableDB
+	s.view.Store(s.durableDB.Txn(false))
 	s.sinceSnap = snapCounter{bytes: r.bytes, records: int(r.pos.seq - base.seq)}
 	s.log.Info("registry loaded", "snapshot_seq", base.seq, "seq", r.pos.seq,
 		"replayed", r.pos.seq-base.seq)

@@ -140,6 +140,7 @@ type Store struct {
 	broken     error     // set when the log tail must be repaired before appending
 	rollback   bool      // head holds changes whose fsync failed
 	epoch      uint64    // counts fsync failures
+	failing    bool      // writes failed since the last durable write (logged once)
 	stopping   bool
 	sinceSnap  snapCounter
 
@@ -252,6 +253,12 @@ func (s *Store) Close() error {
 	s.smu.Lock()
 	defer s.smu.Unlock()
 	var errs []error
+	if s.broken != nil {
+		// Cut records whose writes failed, so no later Open replays them.
+		if err := s.repairTailLocked(); err != nil {
+			s.log.Warn("could not cut the failed log tail; the next open checks it", "err", err)
+		}
+	}
 	for _, f := range s.retired {
 		errs = append(errs, f.Close())
 	}
@@ -374,7 +381,6 @@ func (s *Store) prepare() error {
 	if err := s.repairTailLocked(); err != nil {
 		return s.unavailable(err)
 	}
-	s.log.Info("registry writes recovered", "seq", s.durable.seq)
 	s.broken = nil
 	return nil
 }
@@ -388,8 +394,11 @@ func (s *Store) unavailable(err error) error {
 // waiting for an fsync fail and head is rolled back to the durable state.
 // Only the first failure is logged.
 func (s *Store) breakLocked(err error, failPending bool) {
-	if s.broken == nil {
+	if !s.failing {
 		s.log.Error("registry writes failing; reads continue", "err", err)
+		s.failing = true
+	}
+	if s.broken == nil {
 		s.broken = err
 	}
 	if failPending {
@@ -407,6 +416,10 @@ func (s *Store) breakLocked(err error, failPending bool) {
 
 // publishLocked makes the state db at pos durable and visible to readers.
 func (s *Store) publishLocked(pos logPos, db *memdb.MemDB) {
+	if s.failing {
+		s.log.Info("registry writes recovered", "seq", pos.seq)
+		s.failing = false
+	}
 	s.durable, s.durableDB = pos, db
 	s.view.Store(db.Txn(false))
 	s.maybeSnapshotLocked()
