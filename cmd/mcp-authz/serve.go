@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,13 +27,21 @@ import (
 // on the HTTP listener (Envoy http_service path_prefix, nginx, Caddy, Traefik).
 const httpCheckPrefix = "/ext_authz"
 
+// housekeepInterval is how often expired codes, refresh tokens and
+// revocation entries are dropped. Clients are never dropped.
+const housekeepInterval = 10 * time.Minute
+
 // shutdownGrace bounds how long in-flight requests get at shutdown.
 const shutdownGrace = 5 * time.Second
 
 // serve runs the authorization server until ctx is done.
 func serve(ctx context.Context, args []string, getenv func(string) string,
 	logOut io.Writer) error {
-	cfg, rest, err := loadConfig(args, getenv, nil)
+	var repair bool
+	cfg, rest, err := loadConfig(args, getenv, func(fs *flag.FlagSet) {
+		fs.BoolVar(&repair, "repair", false, "set damaged log data aside (copied "+
+			"under DATA_DIR/damaged/) and start with what verifies, instead of refusing")
+	})
 	if err != nil {
 		return err
 	}
@@ -45,8 +54,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string,
 	}
 	logger.Info("mcp-authz starting", cfg.logAttrs()...)
 
-	store, err := registry.Open(ctx, cfg.DataDir,
-		registry.Options{Logger: logger})
+	m := metrics.New()
+	store, err := registry.Open(ctx, cfg.DataDir, registry.Options{
+		Logger:            logger,
+		Repair:            repair,
+		HousekeepInterval: housekeepInterval,
+		OnFsync:           m.ObserveFsync,
+		OnSnapshot:        m.ObserveSnapshot,
+	})
 	if err != nil {
 		return fmt.Errorf("opening registry: %w", err)
 	}
@@ -56,7 +71,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string,
 		}
 	}()
 
-	app, err := newApp(ctx, cfg, store, logger)
+	app, err := newApp(ctx, cfg, store, m, logger)
 	if err != nil {
 		return err
 	}
@@ -78,7 +93,7 @@ type app struct {
 	ready      chan struct{}
 }
 
-func newApp(ctx context.Context, cfg config, store *registry.Store,
+func newApp(ctx context.Context, cfg config, store *registry.Store, m *metrics.Metrics,
 	logger *slog.Logger) (*app, error) {
 	ac := cfg.authzConfig()
 	keys, err := authz.NewKeys(ctx, store, logger)
@@ -106,7 +121,6 @@ func newApp(ctx context.Context, cfg config, store *registry.Store,
 		return nil, fmt.Errorf("creating the authorization server: %w", err)
 	}
 
-	m := metrics.New()
 	observe := envoy.Options{Observe: m.ObserveDecision}
 	a := &app{cfg: cfg, store: store, logger: logger, ready: make(chan struct{})}
 	mux := http.NewServeMux()
