@@ -24,8 +24,10 @@ func (s *Store) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.removeTemps(l.temps); err != nil {
-		return err
+	if !s.readOnly {
+		if err := s.removeTemps(l.temps); err != nil {
+			return err
+		}
 	}
 
 	db, base, healthy, err := s.loadNewestSnapshot(l.snapshots)
@@ -43,6 +45,11 @@ func (s *Store) load(ctx context.Context) error {
 		return err
 	}
 	healthy = healthy && !r.damaged
+	if s.readOnly {
+		s.head, s.durable = r.db, r.pos
+		s.view.Store(r.db.Txn(false))
+		return nil
+	}
 
 	if err := s.openLog(r); err != nil {
 		return err
@@ -96,6 +103,9 @@ func (s *Store) loadNewestSnapshot(snaps []uint64) (*memdb.MemDB, snapInfo, bool
 		}
 		s.log.Warn("snapshot does not verify; trying an older one", "file", name, "err", err)
 		healthy = false
+		if s.readOnly {
+			continue
+		}
 		if dst, err := moveAside(s.fs, s.dir, name); err != nil {
 			return nil, snapInfo{}, false, err
 		} else {
@@ -266,7 +276,11 @@ func (r *replay) damage(name string, data []byte, sc segScan, last bool, later [
 	}
 	r.damaged = true
 	torn := d.torn && last
-	if !torn && !r.s.opts.Repair {
+	if torn && r.s.readOnly {
+		r.s.log.Warn("the log ends in a torn record", "file", path, "offset", d.off, "err", d.err)
+		return nil
+	}
+	if !torn && (!r.s.opts.Repair || r.s.readOnly) {
 		return &FileError{Path: path, Offset: d.off,
 			Err: fmt.Errorf("%w (a repair would set aside this and later log data)", d.err)}
 	}

@@ -114,6 +114,8 @@ type Store struct {
 	fs   FS
 	dir  string
 	lock io.Closer
+	// readOnly loads a directory without changing it (Dump).
+	readOnly bool
 
 	// wmu serialises writers; it is taken before smu. head is the newest
 	// state, including writes whose log record is not durable yet; only
