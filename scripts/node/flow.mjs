@@ -10,6 +10,7 @@
 //
 //   restart-kill   SIGKILL mcp-authz and start it again, wait until ready
 //   restart-term   SIGTERM mcp-authz and start it again, wait until ready
+//   stop, start    stop mcp-authz (SIGTERM); start it again, wait until ready
 //   revoke ID      mcp-authz clients revoke ID
 //
 // Usage: node flow.mjs --server-url URL --username U --password P
@@ -481,6 +482,14 @@ async function main() {
     tokens2.refresh_token !== tokens1.refresh_token && !provider.stale);
   check('refresh needed no new authorization or registration',
     provider.authorizations === authorizationsBefore && provider.registrations.length === 1);
+
+  // While mcp-authz is down the proxy fails closed, with a 5xx: an outage is
+  // not a verdict on the token.
+  await control('stop');
+  const down = await rawPost(tokens2.access_token);
+  check('with mcp-authz down the proxy refuses with 5xx', down.status >= 500 && down.status < 600,
+    `status ${down.status}`);
+  await control('start');
 
   // 4. Revoke the client: the current token stops working at once, with a
   // challenge that lets a client start over.
