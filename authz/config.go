@@ -27,6 +27,9 @@ type Resource struct {
 	Scopes []string
 	// RequiredScopes are needed by every request to the resource.
 	RequiredScopes []string
+	// Rules require more scopes for some MCP messages (see ScopeRule and
+	// the package documentation).
+	Rules []ScopeRule
 }
 
 // Config is the authorization server's and decision's shared configuration.
@@ -44,7 +47,8 @@ type Config struct {
 // WithDefaults returns a copy of c with zero durations set to their defaults
 // and every resource normalised: the scheme and host lower-cased, a default
 // port dropped, the trailing slash of an origin-only URL removed (MCP's
-// canonical form) and RequiredScopes added to Scopes when missing. URLs that
+// canonical form) and RequiredScopes and the scopes of Rules added to Scopes
+// when missing, so that the published scopes_supported names them. URLs that
 // do not parse are left as they are; Validate reports them.
 func (c Config) WithDefaults() Config {
 	if c.AccessTokenTTL == 0 {
@@ -59,7 +63,13 @@ func (c Config) WithDefaults() Config {
 			r.URL = u
 		}
 		r.Scopes = slices.Clone(r.Scopes)
-		for _, s := range r.RequiredScopes {
+		r.Rules = slices.Clone(r.Rules)
+		extra := slices.Clone(r.RequiredScopes)
+		for i := range r.Rules {
+			r.Rules[i].Scopes = slices.Clone(r.Rules[i].Scopes)
+			extra = append(extra, r.Rules[i].Scopes...)
+		}
+		for _, s := range extra {
 			if !slices.Contains(r.Scopes, s) {
 				r.Scopes = append(r.Scopes, s)
 			}
@@ -74,8 +84,10 @@ func (c Config) WithDefaults() Config {
 // Validate reports every problem of c, joined: the issuer must be an
 // absolute http(s) URL without query or fragment; there must be at least one
 // resource, each an absolute http(s) URL without query or fragment, none
-// configured twice; scopes must be RFC 6749 scope tokens; durations must not
-// be negative. Call it on the result of WithDefaults.
+// configured twice; scopes must be RFC 6749 scope tokens; each rule needs a
+// method (printable ASCII without spaces or commas, or "*"), a tool without
+// control characters and at least one scope; durations must not be
+// negative. Call it on the result of WithDefaults.
 //
 // A resource URL with a query is refused although RFC 8707 tolerates one:
 // requests are matched to resources by host and path, so a query could never
@@ -102,6 +114,11 @@ func (c Config) Validate() error {
 		for _, s := range slices.Concat(r.Scopes, r.RequiredScopes) {
 			if !validScopeToken(s) {
 				errs = append(errs, fmt.Errorf("resource %q: invalid scope %q", r.URL, s))
+			}
+		}
+		for _, rule := range r.Rules {
+			if err := rule.validate(r.URL); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}

@@ -92,18 +92,26 @@ func (d *Decider) Check(ctx context.Context, req *Request) *Decision {
 	if p == nil {
 		return d.answer(ctx, req, denyUnknownResource, nil, nil)
 	}
+	if isPreflight(req) {
+		return d.answer(ctx, req, &Decision{Allow: true, Reason: ReasonCORSPreflight,
+			Status: http.StatusOK, Resource: p.res.URL}, nil, nil)
+	}
+	n, reason := p.needOf(req)
+	if reason != ReasonOK {
+		return d.answer(ctx, req, n.denial(reason), nil, nil)
+	}
 	raw, reason := bearerToken(req.Authorization)
 	if reason != ReasonOK {
-		return d.answer(ctx, req, p.denial(reason), nil, nil)
+		return d.answer(ctx, req, n.denial(reason), nil, nil)
 	}
 
 	key := sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 	v, reason, err := d.verify(raw, &key)
 	if reason != ReasonOK {
-		return d.answer(ctx, req, p.denial(reason), &key, err)
+		return d.answer(ctx, req, n.denial(reason), &key, err)
 	}
-	if reason := d.authorize(v, p); reason != ReasonOK {
-		return d.answer(ctx, req, p.denial(reason), &key, nil)
+	if reason := d.authorize(v, p, n); reason != ReasonOK {
+		return d.answer(ctx, req, n.denial(reason), &key, nil)
 	}
 
 	c := &v.claims
@@ -145,8 +153,8 @@ func (d *Decider) verify(raw string, key *[32]byte) (*verified, Reason, error) {
 }
 
 // authorize checks what may change while a token is valid: its audience,
-// its client, its revocation and its scopes.
-func (d *Decider) authorize(v *verified, p *protected) Reason {
+// its client, its revocation and its scopes against what the request needs.
+func (d *Decider) authorize(v *verified, p *protected, n *need) Reason {
 	if v.claims.Audience != p.res.URL {
 		return ReasonWrongAudience
 	}
@@ -160,10 +168,8 @@ func (d *Decider) authorize(v *verified, p *protected) Reason {
 	if d.store.Revoked(v.jtiKey) || (v.grantKey != "" && d.store.Revoked(v.grantKey)) {
 		return ReasonRevokedToken
 	}
-	for _, s := range p.res.RequiredScopes {
-		if !hasScope(v.claims.Scope, s) {
-			return ReasonInsufficientScope
-		}
+	if !n.satisfiedBy(v.claims.Scope) {
+		return ReasonInsufficientScope
 	}
 	return ReasonOK
 }
@@ -212,17 +218,6 @@ func (d *Decider) answer(ctx context.Context, req *Request, dec *Decision, key *
 	return dec
 }
 
-// denial returns the resource's denial for reason. A reason without one
-// (a programming error) still denies, as a malformed token.
-func (p *protected) denial(reason Reason) *Decision {
-	if d := p.denials[reason]; d != nil {
-		return d
-	}
-	d := *p.denials[ReasonMalformed]
-	d.Reason = reason
-	return &d
-}
-
 // denyReasons describes each per-resource denial: HTTP status, OAuth error
 // code and a description safe to show the client.
 var denyReasons = map[Reason]struct {
@@ -255,12 +250,16 @@ var denyReasons = map[Reason]struct {
 		"the access token has been revoked"},
 	ReasonInsufficientScope: {http.StatusForbidden, "insufficient_scope",
 		"the access token lacks a required scope"},
+	ReasonMCPHeaderMismatch: {http.StatusBadRequest, "invalid_request",
+		"the Mcp-Method or Mcp-Name header is malformed or disagrees with the body"},
 }
 
-// denials builds the denial of each reason for resource r.
-func denials(r Resource) map[Reason]*Decision {
+// denials builds the denial of each reason for a request to resource r
+// that needs scopes. The challenge of a 401 names the needed scopes (all of
+// the resource's when none is needed); a 403 names every needed scope.
+func denials(r Resource, needed []string) map[Reason]*Decision {
 	meta := ResourceMetadataURL(r.URL)
-	scopes := r.RequiredScopes
+	scopes := needed
 	if len(scopes) == 0 {
 		scopes = r.Scopes
 	}
@@ -278,7 +277,7 @@ func denials(r Resource) map[Reason]*Decision {
 			challenge = base
 		case ReasonInsufficientScope:
 			challenge = `Bearer error="insufficient_scope", scope="` +
-				strings.Join(r.RequiredScopes, " ") + `", resource_metadata="` + meta +
+				strings.Join(needed, " ") + `", resource_metadata="` + meta +
 				`", error_description="` + dr.descr + `"`
 		default:
 			challenge = base + `, error="` + dr.code + `", error_description="` +

@@ -389,11 +389,11 @@ func TestBearerToken(t *testing.T) {
 }
 
 func TestDenialsCoverEveryTokenReason(t *testing.T) {
-	d := denials(Resource{URL: testResource})
+	d := denials(Resource{URL: testResource}, nil)
 	for _, r := range []Reason{ReasonNoToken, ReasonMalformed, ReasonMultipleTokens,
 		ReasonBadSignature, ReasonWrongType, ReasonExpired, ReasonNotYetValid,
 		ReasonWrongIssuer, ReasonWrongAudience, ReasonUnknownClient, ReasonRevokedClient,
-		ReasonRevokedToken, ReasonInsufficientScope} {
+		ReasonRevokedToken, ReasonInsufficientScope, ReasonMCPHeaderMismatch} {
 		if d[r] == nil || d[r].Status == 0 || !strings.HasPrefix(d[r].WWWAuthenticate, "Bearer ") {
 			t.Errorf("reason %q has no complete denial: %+v", r, d[r])
 		}

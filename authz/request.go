@@ -49,6 +49,12 @@ const (
 	ReasonUnknownResource   Reason = "unknown_resource"
 	ReasonInsufficientScope Reason = "insufficient_scope"
 	ReasonDeadline          Reason = "deadline_exceeded"
+	// ReasonMCPHeaderMismatch denies a request whose Mcp-Method or Mcp-Name
+	// header is malformed or disagrees with its JSON-RPC body.
+	ReasonMCPHeaderMismatch Reason = "mcp_header_mismatch"
+	// ReasonCORSPreflight allows a browser's CORS preflight (an OPTIONS
+	// request without credentials) to reach the server, without identity.
+	ReasonCORSPreflight Reason = "cors_preflight"
 )
 
 // Decision is the answer to a Request.

@@ -21,8 +21,10 @@ type protected struct {
 	defaultPort bool
 	// base is the URL's path without a trailing slash; "" for an origin.
 	base string
-	// denials holds the deny answer for each reason, copied per request.
-	denials map[Reason]*Decision
+	// every is what every request needs (RequiredScopes), with its deny
+	// answers; rules what MCP messages need, nil without rules.
+	every *need
+	rules *ruleTable
 }
 
 // resourceIndex finds the protected resource of a request.
@@ -49,7 +51,9 @@ func newResourceIndex(cfg Config) *resourceIndex {
 			p.port = defaultPort(u.Scheme)
 		}
 		p.defaultPort = p.port == defaultPort(u.Scheme)
-		p.denials = denials(r)
+		ns := newNeeds(r)
+		p.every = ns.get()
+		p.rules = newRuleTable(r, ns)
 		ix.all = append(ix.all, p)
 		for _, k := range []string{r.URL, canon, canon + "/"} {
 			if _, dup := ix.byURL[k]; !dup {
