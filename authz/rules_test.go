@@ -287,7 +287,7 @@ func TestCheckCORSPreflight(t *testing.T) {
 	e := newTestEnvConfig(t, ruleConfig())
 	preflight := func(edit func(*Request, map[string]string)) *Request {
 		h := map[string]string{"origin": "http://localhost:6274",
-			"access-control-request-method": "POST",
+			"access-control-request-method":  "POST",
 			"access-control-request-headers": "authorization,content-type,mcp-method"}
 		r := &Request{Method: "OPTIONS", Scheme: "https", Host: "tools.example.com",
 			Path: "/mcp"}
