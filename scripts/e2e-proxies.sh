@@ -219,8 +219,8 @@ run_flow() {
     case "$line" in
       "@@ restart-kill") restart_authz KILL && echo ok >&"$in" ;;
       "@@ restart-term") restart_authz TERM && echo ok >&"$in" ;;
-      "@@ stop") stop mcp-authz && echo ok >&"$in" ;;
-      "@@ start") start_authz && echo ok >&"$in" ;;
+      "@@ stop") stop mcp-authz && log "$PROXY: mcp-authz stopped" && echo ok >&"$in" ;;
+      "@@ start") start_authz && log "$PROXY: mcp-authz started" && echo ok >&"$in" ;;
       "@@ revoke "*) revoke "${line#@@ revoke }" >&"$in" ;;
       "@@ "*) echo "fail: unknown action" >&"$in" ;;
       *) printf '  %s\n' "$line" ;;

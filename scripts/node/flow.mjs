@@ -487,8 +487,8 @@ async function main() {
   // not a verdict on the token.
   await control('stop');
   const down = await rawPost(tokens2.access_token);
-  check('with mcp-authz down the proxy refuses with 5xx', down.status >= 500 && down.status < 600,
-    `status ${down.status}`);
+  check(`with mcp-authz down the proxy refuses with 5xx (${down.status})`,
+    down.status >= 500 && down.status < 600, `status ${down.status}`);
   await control('start');
 
   // 4. Revoke the client: the current token stops working at once, with a
