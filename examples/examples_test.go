@@ -139,8 +139,13 @@ func TestBrokenCopies(t *testing.T) {
 		{"traefik identity header not copied", "examples/traefik/dynamic.yml",
 			"          - X-Mcp-Scope\n", "", "X-Mcp-Scope"},
 		{"traefik unknown middleware", "examples/traefik/dynamic.yml",
-			"[mcp-authz-check, mcp-strip-authorization]", "[mcp-authz-check, strip]",
+			"mcp-authz-check, mcp-strip-authorization]", "mcp-authz-check, strip]",
 			`middleware "strip"`},
+		{"traefik original uri passed", "examples/traefik/dynamic.yml",
+			"          X-Original-Uri: \"\"\n", "", "X-Original-Uri reaches the check"},
+		{"traefik check before cleaning", "examples/traefik/dynamic.yml",
+			"[mcp-authz-clean, mcp-authz-check,", "[mcp-authz-check, mcp-authz-clean,",
+			"reaches the check"},
 		{"readme missing", "examples/caddy/README.md", "", "", "README.md"},
 	}
 	for _, tt := range tests {

@@ -45,13 +45,17 @@ func (r *recorder) Check(_ context.Context, req *authz.Request) *authz.Decision 
 type checkSeen struct {
 	Method, Scheme, Host, Path string
 	Authorization              []string
+	// The MCP message the client names in its headers, for scope rules
+	// (the proxies send the check no body).
+	MCPMethod, MCPName string
 }
 
 // TestProxiesAskTheCheck builds the subrequest each proxy sends, from its
 // example configuration and the proxy's documented behaviour, sends it to
 // the real HTTP check handler, and compares what the handler understood
 // with the client's request. The client also sent spoofed X-Original-* and
-// X-Forwarded-* headers: the configuration must keep them from the check.
+// X-Forwarded-* headers: the configuration must keep them from the check;
+// and its Mcp-Method and Mcp-Name headers, which must reach it.
 // It then checks that the proxy copies every identity header the handler
 // answers with.
 func TestProxiesAskTheCheck(t *testing.T) {
@@ -67,7 +71,8 @@ func TestProxiesAskTheCheck(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			client := http.Header{"Authorization": {clientToken}}
+			client := http.Header{"Authorization": {clientToken},
+				"Mcp-Method": {"tools/call"}, "Mcp-Name": {"add"}}
 			for k, v := range spoofed {
 				client.Set(k, v)
 			}
@@ -82,9 +87,13 @@ func TestProxiesAskTheCheck(t *testing.T) {
 					w.Code, w.Body)
 			}
 			want := checkSeen{Method: clientMethod, Scheme: "http", Host: clientHost,
-				Path: clientURI, Authorization: []string{clientToken}}
+				Path: clientURI, Authorization: []string{clientToken},
+				MCPMethod: "tools/call", MCPName: "add"}
 			got := checkSeen{Method: rec.got.Method, Scheme: rec.got.Scheme, Host: rec.got.Host,
 				Path: rec.got.Path, Authorization: rec.got.Authorization}
+			if rec.got.Header != nil {
+				got.MCPMethod, got.MCPName = rec.got.Header("mcp-method"), rec.got.Header("mcp-name")
+			}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("the check understood another request (-want +got):\n%s", diff)
 			}
@@ -198,36 +207,24 @@ func caddySubrequest(t *testing.T, client http.Header) (*http.Request, []string)
 	return req, copied
 }
 
-// traefikSubrequest: forwardAuth passes only authRequestHeaders of the
-// client's headers (all of them when the list is empty) and, with
-// trustForwardHeader false, sets the X-Forwarded-* headers itself; the
-// subrequest is a GET to the configured address.
+// traefikSubrequest: the router's middlewares apply in order up to
+// forwardAuth, which passes the remaining headers (only authRequestHeaders
+// when set) and, with trustForwardHeader false, sets the X-Forwarded-*
+// headers itself; the subrequest is a GET to the configured address.
 func traefikSubrequest(t *testing.T, client http.Header) (*http.Request, []string) {
 	t.Helper()
 	docs, err := readYAML(filepath.Join("..", "examples", "traefik", "dynamic.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var forward node
-	for _, mw := range mapping(docs[0], "http", "middlewares") {
-		if fa := get(mw, "forwardAuth"); fa != nil {
-			forward = fa
-		}
-	}
-	if forward == nil {
-		t.Fatal("no forwardAuth middleware in dynamic.yml")
+	h := get(docs[0], "http")
+	forward, hdr, _, unknown := traefikChain(get(h, "routers", "mcp"), mapping(h, "middlewares"),
+		client)
+	if forward == nil || len(unknown) > 0 {
+		t.Fatalf("router mcp: no forwardAuth, or unknown middlewares %v", unknown)
 	}
 	if str(forward, "trustForwardHeader") != "false" {
 		t.Fatal("this model covers trustForwardHeader: false only")
-	}
-	hdr := client.Clone()
-	if allowed := strs(forward, "authRequestHeaders"); len(allowed) > 0 {
-		hdr = http.Header{}
-		for _, name := range allowed {
-			if v := client.Values(name); len(v) > 0 {
-				hdr[http.CanonicalHeaderKey(name)] = v
-			}
-		}
 	}
 	hdr.Set("X-Forwarded-Method", clientMethod)
 	hdr.Set("X-Forwarded-Proto", "http")

@@ -3,6 +3,7 @@ package examples_test
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -439,24 +440,59 @@ func checkTraefik(root string) []string {
 	return p
 }
 
+// traefikChain applies a router's middlewares, in order, to the client's
+// headers up to forwardAuth (headers middlewares set, or with an empty value
+// remove, request headers) and returns the forwardAuth options and the
+// client headers it passes to the check (only authRequestHeaders when set);
+// Traefik adds its X-Forwarded-* headers to these. stripsAuth reports a
+// headers middleware after forwardAuth that removes Authorization; unknown
+// lists middlewares that are not defined.
+func traefikChain(r node, middlewares map[string]any, client http.Header) (forward node,
+	sent http.Header, stripsAuth bool, unknown []string) {
+	hdr := client.Clone()
+	for _, m := range strs(r, "middlewares") {
+		mw := middlewares[m]
+		if mw == nil {
+			unknown = append(unknown, m)
+			continue
+		}
+		if fa := get(mw, "forwardAuth"); fa != nil && forward == nil {
+			forward, sent = fa, hdr.Clone()
+			if allowed := strs(fa, "authRequestHeaders"); len(allowed) > 0 {
+				sent = http.Header{}
+				for _, name := range allowed {
+					if v := hdr.Values(name); len(v) > 0 {
+						sent[http.CanonicalHeaderKey(name)] = v
+					}
+				}
+			}
+			continue
+		}
+		for k, v := range mapping(mw, "headers", "customRequestHeaders") {
+			switch {
+			case v == "" && forward != nil && strings.EqualFold(k, "Authorization"):
+				stripsAuth = true
+			case v == "":
+				hdr.Del(k)
+			default:
+				hdr.Set(k, fmt.Sprint(v))
+			}
+		}
+	}
+	return forward, sent, stripsAuth, unknown
+}
+
 // checkTraefikRouter checks one router and returns the OAuth paths it sends
 // to mcp-authz unchecked.
 func checkTraefikRouter(name string, r node, middlewares, services map[string]any,
 	p *problems) []string {
 	rule := str(r, "rule")
-	forward, strips := node(nil), false
-	for _, m := range strs(r, "middlewares") {
-		mw := middlewares[m]
-		if mw == nil {
-			p.add("traefik: router %s: middleware %q is not defined", name, m)
-			continue
-		}
-		if fa := get(mw, "forwardAuth"); fa != nil {
-			forward = fa
-		}
-		if v, ok := mapping(mw, "headers", "customRequestHeaders")["Authorization"]; ok && v == "" {
-			strips = true
-		}
+	probe := http.Header{"Authorization": {"Bearer t"}, "Mcp-Method": {"tools/call"},
+		"Mcp-Name": {"add"}, "X-Original-Method": {"GET"}, "X-Original-Uri": {"/x"},
+		"X-Original-Host": {"evil.invalid"}}
+	forward, sent, strips, unknown := traefikChain(r, middlewares, probe)
+	for _, m := range unknown {
+		p.add("traefik: router %s: middleware %q is not defined", name, m)
 	}
 	isMCP := strings.Contains(rule, "`/mcp`")
 	var oauth []string
@@ -494,12 +530,16 @@ func checkTraefikRouter(name string, r node, middlewares, services map[string]an
 			p.add("traefik: forwardAuth authResponseHeaders lacks %s", hdr)
 		}
 	}
-	req := strs(forward, "authRequestHeaders")
-	if !slices.Contains(req, "Authorization") || slices.ContainsFunc(req, func(s string) bool {
-		return strings.HasPrefix(strings.ToLower(s), "x-original-")
-	}) {
-		p.add("traefik: forwardAuth authRequestHeaders %v must list Authorization and no "+
-			"X-Original-* header", req)
+	for _, h := range []string{"Authorization", "Mcp-Method", "Mcp-Name"} {
+		if sent.Get(h) == "" {
+			p.add("traefik: router %s: the client's %s does not reach the check", name, h)
+		}
+	}
+	for _, h := range []string{"X-Original-Method", "X-Original-Uri", "X-Original-Host"} {
+		if sent.Get(h) != "" {
+			p.add("traefik: router %s: the client's %s reaches the check; remove it before "+
+				"forwardAuth", name, h)
+		}
 	}
 	return oauth
 }
