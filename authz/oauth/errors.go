@@ -26,6 +26,7 @@ const (
 	errConsentRequired         = "consent_required"
 	errInvalidRedirectURI      = "invalid_redirect_uri"
 	errInvalidClientMetadata   = "invalid_client_metadata"
+	errInvalidToken            = "invalid_token" // RFC 6750 §3.1
 )
 
 // oauthError is an error answer: what the client sees. The cause, if any,

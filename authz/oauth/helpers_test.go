@@ -80,6 +80,9 @@ func newEnv(t testing.TB, opts ...envOption) *testEnv {
 			RequiredScopes: []string{"mcp:read"},
 		}},
 	}}
+	// Every test client shares one address: rate limits are tested on
+	// their own (ratelimit_test.go) and turned off elsewhere.
+	cfg.RateLimits = RateLimits{Register: offLimit, Token: offLimit, Login: offLimit}
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -154,7 +154,11 @@ func (s *Server) handleStep(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, p *pendingAuth,
 	sess *session) {
 	username := strings.TrimSpace(r.PostForm.Get("username"))
-	subject, ok := s.authenticate(username, r.PostForm.Get("password"))
+	subject, ok, blocked := s.checkPassword(w, r, username) // rate limit, lockout
+	if blocked != "" {
+		s.renderLogin(w, r, p, blocked, http.StatusTooManyRequests)
+		return
+	}
 	if !ok {
 		s.log.Info("login failed", "user", truncate(username, 64), "client_id", p.req.clientID)
 		if !s.flows.loginFailed(p.id) {

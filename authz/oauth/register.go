@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -30,14 +29,24 @@ const (
 	grantRefreshToken      = "refresh_token"
 )
 
-// Registration limits.
+// Fixed registration limits; the others are in RegistrationPolicy.
 const (
-	maxRegistrationBody = 64 << 10
-	maxRedirectURIs     = 20
-	maxContacts         = 10
-	maxShortField       = 200 // client_name, software_id, software_version
-	maxScopeLen         = 2000
+	maxContacts = 10
+	maxScopeLen = 2000
 )
+
+// metadataLimits are the configurable bounds on client metadata.
+type metadataLimits struct {
+	redirectURIs int // entries of redirect_uris
+	uriLen       int // each redirect URI, client_uri, logo_uri
+	textLen      int // client_name, software_id, software_version
+}
+
+// defaultMetadataLimits are the limits of the default RegistrationPolicy.
+var defaultMetadataLimits = metadataLimits{
+	redirectURIs: DefaultMaxRedirectURIs, uriLen: DefaultMaxURILength,
+	textLen: DefaultMaxTextLength,
+}
 
 // clientMetadata is the part of an RFC 7591 registration request this server
 // understands; every other member is ignored.
@@ -74,29 +83,31 @@ type clientInfo struct {
 	Contacts                []string `json:"contacts,omitempty"`
 	SoftwareID              string   `json:"software_id,omitempty"`
 	SoftwareVersion         string   `json:"software_version,omitempty"`
+	// RFC 7592: the registration access token (only when just issued) and
+	// the URI where the client reads, updates and deletes its registration.
+	RegistrationAccessToken string `json:"registration_access_token,omitempty"`
+	RegistrationClientURI   string `json:"registration_client_uri,omitempty"`
 }
 
-// handleRegister serves RFC 7591 dynamic client registration.
+// handleRegister serves RFC 7591 dynamic client registration, subject to
+// the registration policy (policy.go). The answer carries an RFC 7592
+// registration access token; only its SHA-256 is stored.
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if !allowMethods(w, r, http.MethodPost) {
 		return
 	}
-	if !isJSON(r.Header.Get("Content-Type")) {
-		writeError(w, http.StatusUnsupportedMediaType, errInvalidClientMetadata,
-			"the registration request must be application/json")
+	if !s.registrationAllowed(w, r) {
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRegistrationBody))
-	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			writeError(w, http.StatusRequestEntityTooLarge, errInvalidClientMetadata,
-				"the registration request is larger than 64 KiB")
-			return
-		}
-		writeError(w, http.StatusBadRequest, errInvalidClientMetadata, "reading the request failed")
+	body, oerr := s.readRegistrationBody(w, r)
+	if oerr != nil {
+		writeOAuthError(w, oerr)
 		return
 	}
-	c, oerr := parseClientMetadata(body)
+	c, oerr := parseClientMetadataWith(body, s.policy.limits())
+	if oerr == nil {
+		oerr = s.checkRedirectPolicy(c.RedirectURIs)
+	}
 	if oerr != nil {
 		s.log.Debug("registration refused", "err", oerr.Description)
 		writeOAuthError(w, oerr)
@@ -108,8 +119,10 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		secret = randomToken(clientSecretBytes)
 		c.SecretHash = hashSecret(secret)
 	}
+	rat := randomToken(registrationTokenBytes)
+	c.RegistrationTokenHash = hashSecret(rat)
 	c.CreatedAt = s.now().UTC()
-	err = s.store.Update(r.Context(), func(tx *registry.Txn) error {
+	err := s.store.Update(r.Context(), func(tx *registry.Txn) error {
 		for c.ID == "" || tx.Client(c.ID) != nil {
 			c.ID = randomToken(clientIDBytes)
 		}
@@ -122,7 +135,20 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("client registered", "client_id", c.ID, "client_name", c.Name,
 		"auth_method", c.TokenEndpointAuthMethod, "redirect_uris", c.RedirectURIs)
-	writeJSON(w, http.StatusCreated, clientInfoOf(c, secret))
+	if s.cfg.OnRegistration != nil {
+		s.cfg.OnRegistration()
+	}
+	info := clientInfoOf(c, secret)
+	info.RegistrationAccessToken = rat
+	info.RegistrationClientURI = s.registrationURI(c.ID)
+	writeJSON(w, http.StatusCreated, info)
+}
+
+// tokenIssued reports a successful token answer to Config.OnTokenIssued.
+func (s *Server) tokenIssued(grantType string) {
+	if s.cfg.OnTokenIssued != nil {
+		s.cfg.OnTokenIssued(grantType)
+	}
 }
 
 // clientInfoOf renders a stored client, with its secret when just issued.
@@ -160,10 +186,16 @@ func isJSON(ctype string) bool {
 	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
 
-// parseClientMetadata validates a registration request body and returns the
-// client to register (without id, secret or times). Errors are the RFC 7591
-// answer to send.
+// parseClientMetadata validates a registration request body under the
+// default limits and returns the client to register (without id, secret or
+// times). Errors are the RFC 7591 answer to send. The redirect allow and
+// deny lists are not applied: see Server.checkRedirectPolicy.
 func parseClientMetadata(body []byte) (*registry.Client, *oauthError) {
+	return parseClientMetadataWith(body, defaultMetadataLimits)
+}
+
+// parseClientMetadataWith is parseClientMetadata under the limits lim.
+func parseClientMetadataWith(body []byte, lim metadataLimits) (*registry.Client, *oauthError) {
 	bad := func(format string, args ...any) *oauthError {
 		return newError(http.StatusBadRequest, errInvalidClientMetadata, fmt.Sprintf(format, args...))
 	}
@@ -204,7 +236,7 @@ func parseClientMetadata(body []byte) (*registry.Client, *oauthError) {
 	}
 	c.ResponseTypes = []string{"code"}
 
-	if oerr := checkRedirectURIs(m.RedirectURIs); oerr != nil {
+	if oerr := checkRedirectURIs(m.RedirectURIs, lim); oerr != nil {
 		return nil, oerr
 	}
 	c.RedirectURIs = dedupe(m.RedirectURIs)
@@ -212,7 +244,7 @@ func parseClientMetadata(body []byte) (*registry.Client, *oauthError) {
 	if c.Scope, err = normalizeScope(m.Scope); err != nil {
 		return nil, bad("scope: %v", err)
 	}
-	if err := checkOptionalFields(&m); err != nil {
+	if err := checkOptionalFields(&m, lim); err != nil {
 		return nil, bad("%v", err)
 	}
 	if len(m.Contacts) > 0 {
@@ -239,17 +271,21 @@ func registeredGrantTypes(asked []string) ([]string, error) {
 	return out, nil
 }
 
-func checkRedirectURIs(uris []string) *oauthError {
+func checkRedirectURIs(uris []string, lim metadataLimits) *oauthError {
 	switch {
 	case len(uris) == 0:
 		return newError(http.StatusBadRequest, errInvalidRedirectURI,
 			"redirect_uris is required")
-	case len(uris) > maxRedirectURIs:
+	case len(uris) > lim.redirectURIs:
 		return newError(http.StatusBadRequest, errInvalidRedirectURI,
-			fmt.Sprintf("at most %d redirect_uris", maxRedirectURIs))
+			fmt.Sprintf("at most %d redirect_uris", lim.redirectURIs))
 	}
 	for _, u := range uris {
-		if err := validateRedirectURI(u); err != nil {
+		err := validateRedirectURI(u)
+		if err == nil && len(u) > lim.uriLen {
+			err = fmt.Errorf("longer than %d bytes", lim.uriLen)
+		}
+		if err != nil {
 			return newError(http.StatusBadRequest, errInvalidRedirectURI,
 				fmt.Sprintf("redirect URI %q: %v", truncate(u, 200), err))
 		}
@@ -258,17 +294,17 @@ func checkRedirectURIs(uris []string) *oauthError {
 }
 
 // checkOptionalFields validates the descriptive metadata.
-func checkOptionalFields(m *clientMetadata) error {
+func checkOptionalFields(m *clientMetadata, lim metadataLimits) error {
 	for name, v := range map[string]string{
 		"client_name": m.ClientName, "software_id": m.SoftwareID,
 		"software_version": m.SoftwareVersion,
 	} {
-		if err := checkText(v, maxShortField); err != nil {
+		if err := checkText(v, lim.textLen); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	for name, v := range map[string]string{"client_uri": m.ClientURI, "logo_uri": m.LogoURI} {
-		if v != "" && !isWebURL(v) {
+		if v != "" && (len(v) > lim.uriLen || !isWebURL(v)) {
 			return fmt.Errorf("%s must be an absolute http(s) URL", name)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -36,6 +37,24 @@ type Config struct {
 	// AuthorizeTTL is how long a login or consent page can be submitted
 	// after it was shown (default 15m).
 	AuthorizeTTL time.Duration
+
+	// Registration is the dynamic client registration policy (policy.go).
+	Registration RegistrationPolicy
+	// RateLimits bounds requests per client address (ratelimit.go).
+	RateLimits RateLimits
+	// TrustedProxies are the proxies whose X-Forwarded-For header names the
+	// client address for rate limits and lockouts; none by default, so the
+	// connection's peer is the client.
+	TrustedProxies []netip.Prefix
+
+	// OnRegistration is called after a client registration is stored,
+	// OnTokenIssued after a token answer with its grant type, and
+	// OnRateLimited when a rate limit or lockout refuses a request, with
+	// the limit's name (LimitRegister, LimitToken, LimitLogin,
+	// LimitLockout). Each may be nil and must not block.
+	OnRegistration func()
+	OnTokenIssued  func(grantType string)
+	OnRateLimited  func(limit string)
 }
 
 func (c Config) withDefaults() Config {
@@ -52,11 +71,13 @@ func (c Config) withDefaults() Config {
 	if c.AuthorizeTTL == 0 {
 		c.AuthorizeTTL = DefaultAuthorizeTTL
 	}
+	c.Registration = c.Registration.withDefaults()
+	c.RateLimits = c.RateLimits.withDefaults()
 	return c
 }
 
 func (c Config) validate() error {
-	errs := []error{c.Config.Validate()}
+	errs := []error{c.Config.Validate(), c.Registration.validate(), c.RateLimits.validate()}
 	for name, d := range map[string]time.Duration{
 		"code ttl": c.CodeTTL, "refresh ttl": c.RefreshTTL,
 		"session ttl": c.SessionTTL, "authorize ttl": c.AuthorizeTTL,
@@ -89,6 +110,8 @@ type Server struct {
 	asMeta   []byte
 	oidcMeta []byte
 	flows    *flowStore
+	policy   *registrationPolicy // policy.go
+	limits   *limiters           // ratelimit.go
 }
 
 // NewServer returns the authorization server for cfg. It applies the
@@ -122,6 +145,8 @@ func NewServer(cfg Config, store *registry.Store, keys *authz.Keys, tokens *auth
 		basePath: strings.TrimSuffix(iu.EscapedPath(), "/"),
 		secure:   strings.EqualFold(iu.Scheme, "https"),
 		flows:    newFlowStore(),
+		policy:   newRegistrationPolicy(cfg.Registration),
+		limits:   newLimiters(cfg.RateLimits),
 	}
 	if s.asMeta, s.oidcMeta, err = s.buildMetadata(); err != nil {
 		return nil, err
@@ -153,11 +178,13 @@ func (s *Server) buildRoutes() map[string]http.HandlerFunc {
 	rt := map[string]http.HandlerFunc{}
 	endpoints := map[string]http.HandlerFunc{
 		pathAuthorize:      s.handleAuthorize,
-		pathToken:          cors(s.handleToken),
-		pathRegister:       cors(s.handleRegister),
-		pathRegister + "/": cors(s.handleRegister),
-		pathRevoke:         cors(s.handleRevoke),
-		pathIntrospect:     cors(s.handleIntrospect),
+		pathToken:          cors(s.limited(LimitToken, s.handleToken)),
+		pathRegister:       cors(s.limited(LimitRegister, s.handleRegister)),
+		pathRegister + "/": cors(s.limited(LimitRegister, s.handleRegister)),
+		pathRevoke:         cors(s.limited(LimitToken, s.handleRevoke)),
+		pathIntrospect:     cors(s.limited(LimitToken, s.handleIntrospect)),
+		pathConsents:       s.handleConsents,
+		pathConsentRevoke:  s.handleConsentRevoke,
 		pathJWKS:           cors(s.handleJWKS),
 		pathASMeta:         cors(s.metadataHandler(s.asMeta)),
 		pathOIDCMeta:       cors(s.metadataHandler(s.oidcMeta)),
@@ -181,6 +208,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.EscapedPath()
 	if h, ok := s.routes[p]; ok {
 		h(w, r)
+		return
+	}
+	if s.serveManagement(w, r, p) {
 		return
 	}
 	if p == pathPRM || strings.HasPrefix(p, pathPRM+"/") {

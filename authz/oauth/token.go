@@ -68,6 +68,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, e)
 		return
 	}
+	s.tokenIssued(form.Get("grant_type"))
 	writeJSON(w, http.StatusOK, resp)
 }
 
@@ -102,6 +103,9 @@ func (s *Server) exchangeCode(ctx context.Context, c *registry.Client,
 	case !now.Before(ac.ExpiresAt):
 		return nil, invalid
 	case s.store.Revoked("grant:" + ac.GrantID):
+		return nil, invalid
+	case s.store.Consent(ac.Subject, ac.ClientID) == nil:
+		// Every code is issued under a stored consent; the user withdrew it.
 		return nil, invalid
 	case ac.RedirectURI != "" && f.Get("redirect_uri") != ac.RedirectURI,
 		ac.RedirectURI == "" && f.Has("redirect_uri") &&

@@ -1,0 +1,213 @@
+package oauth
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/mcp-authz/mcp-authz/authz/ratelimit"
+)
+
+// Default rate limits per client address. Brokered clients (Claude.ai's
+// connectors, one Open WebUI server for all its users) reach the server from
+// a few addresses on behalf of many users, hence the generous token limit.
+var (
+	DefaultRegisterLimit = ratelimit.Limit{PerMinute: 10, Burst: 20}
+	DefaultTokenLimit    = ratelimit.Limit{PerMinute: 120, Burst: 240}
+	DefaultLoginLimit    = ratelimit.Limit{PerMinute: 10, Burst: 10}
+)
+
+// Names of the limits, passed to Config.OnRateLimited.
+const (
+	LimitRegister = "register"
+	LimitToken    = "token"
+	LimitLogin    = "login"
+	LimitLockout  = "lockout"
+)
+
+// RateLimits bounds how often one client address may call the endpoints.
+// A zero Limit takes its default; a Limit with Off set is not applied.
+// Addresses are found with ratelimit.ClientAddr and Config.TrustedProxies;
+// IPv6 addresses are limited by /64.
+type RateLimits struct {
+	// Register limits registration and its management (RFC 7591, 7592);
+	// default 10 a minute, bursts of 20.
+	Register ratelimit.Limit
+	// Token limits the token, revocation and introspection endpoints;
+	// default 120 a minute, bursts of 240.
+	Token ratelimit.Limit
+	// Login limits sign-in attempts on the login pages, right or wrong;
+	// default 10 a minute, bursts of 10.
+	Login ratelimit.Limit
+	// Lockout locks a user name at one client address after repeated
+	// failed sign-ins (default: 5 failures, each within 15 minutes of the
+	// last, lock for 15 minutes, doubling on each further lockout up to 4
+	// hours). It is keyed by user name and address together, so that nobody
+	// can lock a user out from everywhere.
+	Lockout ratelimit.LockoutPolicy
+	// MaxKeys bounds the addresses each limit remembers (default 10000).
+	MaxKeys int
+}
+
+func (l RateLimits) withDefaults() RateLimits {
+	for _, f := range []struct {
+		lim *ratelimit.Limit
+		def ratelimit.Limit
+	}{
+		{&l.Register, DefaultRegisterLimit}, {&l.Token, DefaultTokenLimit},
+		{&l.Login, DefaultLoginLimit},
+	} {
+		if *f.lim == (ratelimit.Limit{}) {
+			*f.lim = f.def
+		}
+	}
+	l.Lockout = l.Lockout.WithDefaults()
+	if l.MaxKeys == 0 {
+		l.MaxKeys = ratelimit.DefaultMaxKeys
+	}
+	return l
+}
+
+func (l RateLimits) validate() error {
+	errs := []error{l.Lockout.Validate()}
+	for name, lim := range map[string]ratelimit.Limit{
+		LimitRegister: l.Register, LimitToken: l.Token, LimitLogin: l.Login,
+	} {
+		if !lim.Off && (lim.PerMinute <= 0 || lim.Burst < 1) {
+			errs = append(errs, fmt.Errorf("%s rate limit %+v: want a positive rate and burst",
+				name, lim))
+		}
+	}
+	if l.MaxKeys < 0 {
+		errs = append(errs, fmt.Errorf("rate limit key bound %d is negative", l.MaxKeys))
+	}
+	return errors.Join(errs...)
+}
+
+// limiters holds the server's rate limit state.
+type limiters struct {
+	byName  map[string]*ratelimit.Limiter
+	lockout *ratelimit.Lockout
+	warnXFF sync.Once
+}
+
+func newLimiters(l RateLimits) *limiters {
+	return &limiters{
+		byName: map[string]*ratelimit.Limiter{
+			LimitRegister: ratelimit.NewLimiter(l.Register, l.MaxKeys),
+			LimitToken:    ratelimit.NewLimiter(l.Token, l.MaxKeys),
+			LimitLogin:    ratelimit.NewLimiter(l.Login, l.MaxKeys),
+		},
+		lockout: ratelimit.NewLockout(l.Lockout, l.MaxKeys),
+	}
+}
+
+// clientKey is the rate limit key of the request's client address. It warns
+// once when an X-Forwarded-For header is ignored because the peer is not a
+// trusted proxy: behind an untrusted proxy every client shares one key.
+func (s *Server) clientKey(r *http.Request) string {
+	addr := ratelimit.ClientAddr(r, s.cfg.TrustedProxies)
+	if len(s.cfg.TrustedProxies) == 0 && ratelimit.Forwarded(r) {
+		s.limits.warnXFF.Do(func() {
+			s.log.Warn("X-Forwarded-For ignored: the peer is not a trusted proxy; behind a "+
+				"proxy set the trusted proxies, or every client shares one rate limit",
+				"peer", r.RemoteAddr)
+		})
+	}
+	return ratelimit.Key(addr)
+}
+
+// allow takes a token from the named limit for the request's client. When
+// the limit is exhausted it sets Retry-After and returns the wait in whole
+// seconds.
+func (s *Server) allow(w http.ResponseWriter, r *http.Request, name string) (int, bool) {
+	key := s.clientKey(r)
+	ok, wait := s.limits.byName[name].Allow(key, s.now())
+	if ok {
+		return 0, true
+	}
+	secs := ratelimit.RetryAfterSeconds(wait)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	s.log.Debug("rate limited", "limit", name, "client", key, "retry_after", secs)
+	s.hookRateLimited(name)
+	return secs, false
+}
+
+// limited wraps a JSON endpoint with the named rate limit: past it the
+// answer is 429 with Retry-After and a temporarily_unavailable error, a
+// code that makes no client drop its registration or tokens.
+func (s *Server) limited(name string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if secs, ok := s.allow(w, r, name); !ok {
+			writeError(w, http.StatusTooManyRequests, errTemporarilyUnavailable,
+				fmt.Sprintf("too many requests from this address; retry in %d seconds", secs))
+			return
+		}
+		h(w, r)
+	}
+}
+
+// checkPassword authenticates a sign-in form's user name and password,
+// subject to the login rate limit and the lockout of the user name at the
+// client's address. blocked is the message to show instead when the
+// attempt was not even tried (Retry-After is set then); answer with 429.
+func (s *Server) checkPassword(w http.ResponseWriter, r *http.Request, username string) (
+	subject string, ok bool, blocked string) {
+	if secs, ok := s.allow(w, r, LimitLogin); !ok {
+		return "", false, fmt.Sprintf("Too many sign-in attempts from your address. "+
+			"Try again in %s.", humanWait(secs))
+	}
+	client := s.clientKey(r)
+	key := lockoutKey(username, client)
+	now := s.now()
+	if wait := s.limits.lockout.Locked(key, now); wait > 0 {
+		secs := ratelimit.RetryAfterSeconds(wait)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		s.hookRateLimited(LimitLockout)
+		return "", false, fmt.Sprintf("Too many failed sign-in attempts for this user from "+
+			"your address. Try again in %s.", humanWait(secs))
+	}
+	subject, ok = s.authenticate(username, r.PostForm.Get("password"))
+	if ok {
+		s.limits.lockout.Reset(key)
+		return subject, true, ""
+	}
+	if lock := s.limits.lockout.Fail(key, now); lock > 0 {
+		s.log.Warn("sign-in locked after repeated failures", "user", truncate(username, 64),
+			"client", client, "lock", lock)
+	}
+	return "", false, ""
+}
+
+// lockoutKey keys the lockout by user name and client address together.
+func lockoutKey(username, client string) string {
+	return truncate(username, 256) + "\x00" + client
+}
+
+// humanWait renders a wait in seconds for a person.
+func humanWait(secs int) string {
+	switch {
+	case secs < 60:
+		return strconv.Itoa(secs) + " seconds"
+	case secs < 3600:
+		m := (secs + 59) / 60
+		return strconv.Itoa(m) + pluralS(m, " minute")
+	}
+	h := (secs + 3599) / 3600
+	return strconv.Itoa(h) + pluralS(h, " hour")
+}
+
+func pluralS(n int, unit string) string {
+	if n == 1 {
+		return unit
+	}
+	return unit + "s"
+}
+
+func (s *Server) hookRateLimited(name string) {
+	if f := s.cfg.OnRateLimited; f != nil {
+		f(name)
+	}
+}
