@@ -25,6 +25,7 @@ import (
 type Decider struct {
 	tokens *Tokens
 	store  *registry.Store
+	lookup ClientLookup // the registry's clients unless SetClientLookup
 	logger *slog.Logger
 	now    func() time.Time
 	ix     *resourceIndex
@@ -53,6 +54,7 @@ func NewDecider(cfg Config, tokens *Tokens, store *registry.Store, logger *slog.
 	return &Decider{
 		tokens: tokens,
 		store:  store,
+		lookup: RegistryClients{Store: store},
 		logger: logger.With("component", "decider"),
 		now:    time.Now,
 		ix:     newResourceIndex(cfg.WithDefaults()),
@@ -158,11 +160,10 @@ func (d *Decider) authorize(v *verified, p *protected, n *need) Reason {
 	if v.claims.Audience != p.res.URL {
 		return ReasonWrongAudience
 	}
-	client := d.store.Client(v.claims.ClientID)
-	switch {
-	case client == nil:
+	switch known, revoked := d.lookup.ClientKnown(v.claims.ClientID); {
+	case !known:
 		return ReasonUnknownClient
-	case client.Revoked():
+	case revoked:
 		return ReasonRevokedClient
 	}
 	if d.store.Revoked(v.jtiKey) || (v.grantKey != "" && d.store.Revoked(v.grantKey)) {
