@@ -1,0 +1,176 @@
+package oauth
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/mcp-authz/mcp-authz/authz"
+)
+
+// decide asks the production ext_authz decision about a request to the test
+// resource carrying token, through a Decider on the env's registry. The
+// Decider caches verified tokens, so a test that calls it before and after a
+// revocation shows the revocation is not hidden by the cache.
+func (e *testEnv) decide(d *authz.Decider, token string) authz.Reason {
+	e.t.Helper()
+	return d.Check(e.t.Context(), &authz.Request{
+		DecisionID: "t", Method: "POST", Scheme: "http", Host: "localhost:8080",
+		Path: "/mcp", Authorization: []string{"Bearer " + token},
+	}).Reason
+}
+
+func (e *testEnv) decider() *authz.Decider {
+	return authz.NewDecider(e.srv.cfg.Config, e.tokens, e.store, discard())
+}
+
+func (e *testEnv) postForm(path string, f url.Values) *http.Response {
+	e.t.Helper()
+	return e.do(http.MethodPost, path, strings.NewReader(f.Encode()),
+		map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+}
+
+// TestRevocationReachesDecision checks that every way a token dies is seen
+// by the next ext_authz decision, even with the token already cached.
+func TestRevocationReachesDecision(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tests := []struct {
+		name string
+		// kill ends the tokens of a fresh grant of the registered client
+		// reg and returns the access token that must now be refused.
+		kill       func(e *testEnv, reg, tok map[string]any) string
+		wantReason authz.Reason
+	}{
+		{"access token revoked", func(e *testEnv, reg, tok map[string]any) string {
+			client := reg["client_id"].(string)
+			at := tok["access_token"].(string)
+			e.postForm("/revoke", url.Values{"client_id": {client}, "token": {at}}).Body.Close()
+			return at
+		}, authz.ReasonRevokedToken},
+		{"refresh token revoked", func(e *testEnv, reg, tok map[string]any) string {
+			client := reg["client_id"].(string)
+			e.postForm("/revoke", url.Values{"client_id": {client},
+				"token": {tok["refresh_token"].(string)}}).Body.Close()
+			return tok["access_token"].(string)
+		}, authz.ReasonRevokedToken},
+		{"rotated refresh token reused", func(e *testEnv, reg, tok map[string]any) string {
+			client := reg["client_id"].(string)
+			rt := tok["refresh_token"].(string)
+			resp, next := e.token(refreshForm(client, rt), "", "")
+			if resp.StatusCode != http.StatusOK {
+				e.t.Fatalf("refresh: %d %v", resp.StatusCode, next)
+			}
+			if r := e.decide(e.decider(), next["access_token"].(string)); r != authz.ReasonOK {
+				e.t.Fatalf("rotated access token: %s", r)
+			}
+			e.token(refreshForm(client, rt), "", "") // reuse
+			return next["access_token"].(string)
+		}, authz.ReasonRevokedToken},
+		{"client deleted (RFC 7592)", func(e *testEnv, reg, tok map[string]any) string {
+			client := reg["client_id"].(string)
+			if st := e.manage(http.MethodDelete, reg, nil).StatusCode; st != 204 {
+				e.t.Fatalf("DELETE %s: %d", client, st)
+			}
+			return tok["access_token"].(string)
+		}, authz.ReasonUnknownClient},
+		{"consent withdrawn", func(e *testEnv, reg, tok map[string]any) string {
+			client := reg["client_id"].(string)
+			if _, err := e.srv.withdrawConsent(t.Context(), testUser, client); err != nil {
+				e.t.Fatal(err)
+			}
+			return tok["access_token"].(string)
+		}, authz.ReasonRevokedToken},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := e.with(t)
+			d := e.decider()
+			reg := e.register(publicMeta(webRedirect))
+			tok := e.codeTokens(reg["client_id"].(string), webRedirect)
+			if r := e.decide(d, tok["access_token"].(string)); r != authz.ReasonOK {
+				t.Fatalf("fresh token: %s", r)
+			}
+			at := tt.kill(e, reg, tok)
+			if r := e.decide(d, at); r != tt.wantReason {
+				t.Errorf("after %s: decision %s, want %s", tt.name, r, tt.wantReason)
+			}
+		})
+	}
+}
+
+// TestCodeReplayReachesDecision checks that replaying a code revokes the
+// access token its first exchange issued.
+func TestCodeReplayReachesDecision(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	d := e.decider()
+	client := e.publicClient(webRedirect)
+	code, verifier := e.codeFor(client, webRedirect)
+	resp, tok := e.token(codeForm(client, code, verifier, webRedirect), "", "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("exchange: %d %v", resp.StatusCode, tok)
+	}
+	at := tok["access_token"].(string)
+	if r := e.decide(d, at); r != authz.ReasonOK {
+		t.Fatalf("fresh token: %s", r)
+	}
+	if resp, got := e.token(codeForm(client, code, verifier, webRedirect), "", ""); resp.
+		StatusCode != http.StatusBadRequest || got["error"] != "invalid_grant" {
+		t.Fatalf("replay: %d %v", resp.StatusCode, got)
+	}
+	if r := e.decide(d, at); r != authz.ReasonRevokedToken {
+		t.Errorf("access token after code replay: %s, want %s", r, authz.ReasonRevokedToken)
+	}
+}
+
+// TestConfidentialRevokeIntrospect checks that revocation and
+// introspection authenticate a confidential client like the token endpoint.
+func TestConfidentialRevokeIntrospect(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	reg := e.register(map[string]any{
+		"redirect_uris": []string{webRedirect}, "token_endpoint_auth_method": "client_secret_post",
+		"grant_types": []string{"authorization_code", "refresh_token"},
+	})
+	id, secret := reg["client_id"].(string), reg["client_secret"].(string)
+	code, verifier := e.codeFor(id, webRedirect)
+	f := codeForm(id, code, verifier, webRedirect)
+	f.Set("client_secret", secret)
+	resp, tok := e.token(f, "", "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("exchange: %d %v", resp.StatusCode, tok)
+	}
+	rt := tok["refresh_token"].(string)
+	for _, path := range []string{"/revoke", "/introspect"} {
+		t.Run(path, func(t *testing.T) {
+			e := e.with(t)
+			for _, tc := range []struct {
+				name   string
+				form   url.Values
+				status int
+			}{
+				{"no secret", url.Values{"client_id": {id}, "token": {rt}}, 401},
+				{"wrong secret", url.Values{"client_id": {id}, "client_secret": {"x"},
+					"token": {rt}}, 401},
+			} {
+				resp := e.postForm(path, tc.form)
+				got := decodeJSON(t, resp)
+				if resp.StatusCode != tc.status || got["error"] != "invalid_client" {
+					t.Errorf("%s: %d %v, want %d invalid_client", tc.name, resp.StatusCode, got,
+						tc.status)
+				}
+			}
+		})
+	}
+	if !e.store.RefreshToken(hashSecret(rt)).RevokedAt.IsZero() {
+		t.Errorf("unauthenticated revocation revoked the token")
+	}
+	resp = e.postForm("/introspect", url.Values{"client_id": {id}, "client_secret": {secret},
+		"token": {rt}})
+	if got := decodeJSON(t, resp); got["active"] != true {
+		t.Errorf("introspection with the secret: %v", got)
+	}
+}
