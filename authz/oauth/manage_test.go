@@ -475,4 +475,3 @@ func mustJSON(v any) string {
 	}
 	return string(b)
 }
-
