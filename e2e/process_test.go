@@ -208,8 +208,10 @@ func (p *authzProc) logText() string {
 // cli runs an mcp-authz subcommand against the same data directory and
 // returns its standard output.
 func (p *authzProc) cli(ctx context.Context, args ...string) ([]byte, error) {
-	// Flags go between the command and its verb.
-	args = append([]string{args[0], "--data-dir", p.dataDir}, args[1:]...)
+	if args[0] == "clients" {
+		// Flags go between the command and its verb.
+		args = append([]string{args[0], "--data-dir", p.dataDir}, args[1:]...)
+	}
 	cmd := exec.CommandContext(ctx, binary, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -63,7 +63,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string,
 		OnSnapshot:        m.ObserveSnapshot,
 	})
 	if err != nil {
-		return fmt.Errorf("opening registry: %w", err)
+		return err // it names the directory, file and offset
 	}
 	defer func() {
 		if err := store.Close(); err != nil {

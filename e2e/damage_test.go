@@ -1,0 +1,126 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// segments returns the data directory's log segments, oldest first.
+func segments(t *testing.T, dir string) []string {
+	t.Helper()
+	segs, err := filepath.Glob(filepath.Join(dir, "wal-*.log"))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("no log segment in %s (%v)", dir, err)
+	}
+	return segs
+}
+
+// registerN registers n clients and returns their ids.
+func registerN(t *testing.T, p *authzProc, n int) []string {
+	t.Helper()
+	var ids []string
+	for i := range n {
+		id, err := register(p.issuer(), "damage "+string(rune('a'+i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// startFails runs serve expecting it to refuse, and returns what it said.
+func (p *authzProc) startFails(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, p.args...)
+	cmd.Env = p.env
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("serve started on damaged data:\n%s", out)
+	}
+	return string(out)
+}
+
+func requireClients(t *testing.T, p *authzProc, ids []string) {
+	t.Helper()
+	have, err := p.clientIDs(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if !have[id] {
+			t.Errorf("client %s lost", id)
+		}
+	}
+}
+
+// TestDamagedLogWithRealBinary damages the log of a stopped server in the
+// ways a crash or a bad disk does and checks what the operator is told.
+func TestDamagedLogWithRealBinary(t *testing.T) {
+	p := newAuthzProc(t, "http://127.0.0.1:1/mcp")
+	p.start()
+	ids := registerN(t, p, 10)
+	p.stop()
+
+	// A torn final record: the segment ends inside a record.
+	seg := segments(t, p.dataDir)
+	last := seg[len(seg)-1]
+	torn := []byte{0x40, 0, 0, 0, 1, 1, 0, 0, 0xff, 0xff, 0xff}
+	f, err := os.OpenFile(last, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(torn)
+	f.Close()
+	p.start()
+	logs := p.logText()
+	if !strings.Contains(logs, filepath.Base(last)) || !strings.Contains(logs, "level=WARN") {
+		t.Errorf("no warning naming %s after a torn tail:\n%s", filepath.Base(last), logs)
+	}
+	requireClients(t, p, ids)
+	ids = append(ids, registerN(t, p, 3)...)
+	p.stop()
+
+	// A flipped byte inside a record in the middle of the log.
+	seg = segments(t, p.dataDir)
+	victim := seg[0]
+	data, err := os.ReadFile(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := 32 + 24 + 10 // inside the first record's payload
+	data[off] ^= 0x55
+	if err := os.WriteFile(victim, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	said := p.startFails(t)
+	if !strings.Contains(said, filepath.Base(victim)) || !strings.Contains(said, "offset") {
+		t.Errorf("refusal does not name the file and offset:\n%s", said)
+	}
+	out, err := p.cli(t.Context(), "data", "verify", p.dataDir)
+	if err == nil {
+		t.Errorf("data verify passed a corrupt log:\n%s", out)
+	}
+
+	// --repair sets the damage aside and starts with what verifies.
+	p.args = append(p.args, "--repair")
+	p.start()
+	if !strings.Contains(p.logText(), "damaged") {
+		t.Errorf("repair did not say what it set aside:\n%s", p.logText())
+	}
+	if _, err := os.Stat(filepath.Join(p.dataDir, "damaged")); err != nil {
+		t.Errorf("no copy of the damaged data kept: %v", err)
+	}
+	p.stop()
+	if out, err := p.cli(t.Context(), "data", "verify", p.dataDir); err != nil {
+		t.Errorf("data verify after repair: %v\n%s", err, out)
+	}
+}
