@@ -31,7 +31,7 @@ import (
 // they have a token.
 var oauthPaths = []string{
 	"/.well-known/oauth-authorization-server", "/.well-known/oauth-protected-resource/mcp",
-	"/authorize", "/token", "/register", "/revoke", "/introspect",
+	"/authorize", "/token", "/register", "/register/client-1", "/revoke", "/introspect",
 }
 
 // identityHeaders are set by the check on an allowed request.
@@ -125,6 +125,8 @@ func TestBrokenCopies(t *testing.T) {
 		{"nginx oauth path checked", "examples/nginx/mcp-authz.conf",
 			"(authorize|token|register|revoke|introspect)", "(authorize|token|register|revoke)",
 			"/introspect"},
+		{"nginx redirect of /register", "examples/nginx/mcp-authz.conf",
+			"location ~ ^/register/[^/]+$ {", "location /register/ {", "answer /register with a redirect"},
 		{"nginx unknown upstream", "examples/nginx/mcp-authz.conf",
 			"proxy_pass http://mcp_server;", "proxy_pass http://mcp_servers;", "mcp_servers"},
 		{"caddy check path", "examples/caddy/Caddyfile",

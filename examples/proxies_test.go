@@ -214,6 +214,13 @@ func checkNginx(root string) []string {
 func checkNginxOAuth(locs []*directive, p *problems) string {
 	upstream := ""
 	for _, op := range oauthPaths {
+		for _, l := range locs {
+			// nginx answers a request for a proxied prefix location's name
+			// without its final slash with a 301, which loses a POST body.
+			if len(l.args) == 1 && l.args[0] == op+"/" && len(find(l.block, "proxy_pass")) > 0 {
+				p.add("nginx: location %s makes nginx answer %s with a redirect", l.args[0], op)
+			}
+		}
 		l := locate(locs, op)
 		if l == nil || len(find(l.block, "proxy_pass")) != 1 || len(find(l.block, "auth_request")) > 0 {
 			p.add("nginx: %s is not proxied to mcp-authz without auth_request", op)
@@ -482,6 +489,19 @@ func traefikChain(r node, middlewares map[string]any, client http.Header) (forwa
 	return forward, sent, stripsAuth, unknown
 }
 
+var traefikPathRE = regexp.MustCompile("(Path|PathPrefix)\\(`([^`]*)`\\)")
+
+// traefikRuleMatches reports whether one of the Path or PathPrefix matchers
+// of a router rule matches p (the rule's other matchers are not read).
+func traefikRuleMatches(rule, p string) bool {
+	for _, m := range traefikPathRE.FindAllStringSubmatch(rule, -1) {
+		if (m[1] == "Path" && m[2] == p) || (m[1] == "PathPrefix" && strings.HasPrefix(p, m[2])) {
+			return true
+		}
+	}
+	return false
+}
+
 // checkTraefikRouter checks one router and returns the OAuth paths it sends
 // to mcp-authz unchecked.
 func checkTraefikRouter(name string, r node, middlewares, services map[string]any,
@@ -494,11 +514,10 @@ func checkTraefikRouter(name string, r node, middlewares, services map[string]an
 	for _, m := range unknown {
 		p.add("traefik: router %s: middleware %q is not defined", name, m)
 	}
-	isMCP := strings.Contains(rule, "`/mcp`")
+	isMCP := traefikRuleMatches(rule, "/mcp")
 	var oauth []string
 	for _, op := range oauthPaths {
-		if strings.Contains(rule, "`"+op+"`") || strings.Contains(rule, "PathPrefix(`/.well-known/`)") &&
-			strings.HasPrefix(op, "/.well-known/") {
+		if traefikRuleMatches(rule, op) {
 			if forward != nil || isMCP || str(r, "service") != "mcp-authz" {
 				p.add("traefik: router %s does not send OAuth path %s to mcp-authz unchecked",
 					name, op)

@@ -134,7 +134,8 @@ start_authz() {
   MCP_AUTHZ_ADMIN_PASSWORD=$ADMIN_PASSWORD "$WORK/bin/mcp-authz" serve \
     --config "$RUN/mcp-authz.yaml" --data-dir "$RUN/data" --issuer "$ORIGIN" \
     --http-addr "127.0.0.1:$AUTHZ_PORT" --grpc-addr "127.0.0.1:$GRPC_PORT" \
-    --admin-addr "127.0.0.1:$ADMIN_PORT" >>"$RUN/mcp-authz.log" 2>&1 &
+    --admin-addr "127.0.0.1:$ADMIN_PORT" --metrics-addr "127.0.0.1:$METRICS_PORT" \
+    >>"$RUN/mcp-authz.log" 2>&1 &
   PID[mcp-authz]=$!
   wait_http "http://127.0.0.1:$AUTHZ_PORT/readyz" 200 20 mcp-authz
 }
@@ -256,7 +257,7 @@ run_proxy() {
   RUN="$WORK/$PROXY"
   mkdir -p "$RUN"
   PROXY_PORT=$(free_port) AUTHZ_PORT=$(free_port) GRPC_PORT=$(free_port)
-  ADMIN_PORT=$(free_port) DEMO_PORT=$(free_port)
+  ADMIN_PORT=$(free_port) DEMO_PORT=$(free_port) METRICS_PORT=$(free_port)
   ORIGIN="http://127.0.0.1:$PROXY_PORT"
   local t0=$SECONDS
   log "$PROXY: proxy $ORIGIN, mcp-authz :$AUTHZ_PORT, demo MCP server :$DEMO_PORT"

@@ -4,7 +4,7 @@
 // It discovers, registers, authorizes (answering the login and consent pages
 // as a browser would), exchanges the code, lists and calls tools, refreshes,
 // and recovers through the SDK's re-registration path after the client was
-// revoked. The script that started it restarts and administers mcp-authz on
+// revoked by the operator and after it was deleted (RFC 7592). The script that started it restarts and administers mcp-authz on
 // request: this program prints a control line "@@ <action> [argument]" on
 // standard output and waits for "ok" on standard input. Actions:
 //
@@ -306,8 +306,28 @@ class MemoryProvider {
 
 // --- The flow ------------------------------------------------------------
 
+// managed holds the RFC 7592 management answers of each registration
+// (registration_client_uri, registration_access_token), read from the SDK's
+// own registration requests; the SDK keeps only the fields it knows.
+const managed = new Map();
+
+async function recordingFetch(input, init) {
+  const res = await fetch(input, init);
+  const url = new URL(input instanceof Request ? input.url : String(input));
+  const method = init?.method ?? (input instanceof Request ? input.method : 'GET');
+  if (method === 'POST' && url.pathname === '/register' && res.status === 201) {
+    const body = await res.clone().json();
+    managed.set(body.client_id, {
+      uri: body.registration_client_uri, token: body.registration_access_token,
+    });
+  }
+  return res;
+}
+
 function newClient(provider) {
-  const transport = new StreamableHTTPClientTransport(serverUrl, { authProvider: provider });
+  const transport = new StreamableHTTPClientTransport(serverUrl, {
+    authProvider: provider, fetch: recordingFetch,
+  });
   const client = new Client({ name: `mcp-authz-e2e-${opts.label}`, version: '1.0.0' });
   return { client, transport };
 }
@@ -520,7 +540,32 @@ async function main() {
   const who2 = await third.client.callTool({ name: 'whoami', arguments: {} });
   check('new client id reaches the MCP server', text(who2).includes(`client=${provider.registrations[1]}`),
     text(who2));
+
+  // 6. The client deletes its registration (RFC 7592) through the proxy;
+  // the deletion survives a restart, and the SDK recovers once more.
+  const reg = managed.get(provider.registrations[1]);
+  check('registration answer carries RFC 7592 management on the proxy\'s origin',
+    reg?.token && reg?.uri?.startsWith(`${origin}/register/`), JSON.stringify(reg?.uri));
+  const del = await fetch(reg.uri, { method: 'DELETE', headers: { authorization: `Bearer ${reg.token}` } });
+  check('DELETE of the registration through the proxy answers 204', del.status === 204,
+    `status ${del.status}`);
+  await control('restart-kill');
+  const afterDelete = await rawPost(provider.tokens().access_token);
+  check('deleted client\'s token gets 401 with resource_metadata after a restart',
+    afterDelete.status === 401 && afterDelete.challenge.includes('resource_metadata='),
+    `status ${afterDelete.status} ${afterDelete.challenge}`);
+  await expectUnauthorized('call after deletion',
+    () => third.client.callTool({ name: 'echo', arguments: { text: 'x' } }));
+  check('SDK registered again after the deletion', provider.registrations.length === 3,
+    `${provider.registrations}`);
+  await third.transport.finishAuth(provider.code);
   await third.client.close();
+  const fourth = newClient(provider);
+  await fourth.client.connect(fourth.transport);
+  const last = await fourth.client.callTool({ name: 'whoami', arguments: {} });
+  check('tools work with the third registration',
+    text(last).includes(`client=${provider.registrations[2]}`), text(last));
+  await fourth.client.close();
 }
 
 const limit = Number(opts.timeout) * 1000;
