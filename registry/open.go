@@ -350,7 +350,7 @@ func (s *Store) openLog(r replay) error {
 	if err != nil {
 		return err
 	}
-	s.seg = seg
+	s.seg, s.logSize = seg, seg.size
 	pos := r.pos
 	pos.seg, pos.off = seg.name, seg.size
 	s.appended, s.durable = pos, pos

@@ -171,19 +171,24 @@ func (consentIndexer) PrefixFromArgs(args ...any) ([]byte, error) {
 
 func appendPrefixed(b []byte, s string) []byte {
 	if b == nil {
-		b = make([]byte, 0, binary.MaxVarintLen64+len(s)+32)
+		// Room for a second key or the primary key memdb appends.
+		b = make([]byte, 0, binary.MaxVarintLen64+len(s)+64)
 	}
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
 }
 
+// oneString returns the single string argument (a string or a *string) of
+// a lookup.
 func oneString(args []any) (string, error) {
 	if len(args) != 1 {
 		return "", fmt.Errorf("index needs 1 argument, got %d", len(args))
 	}
-	s, ok := args[0].(string)
-	if !ok {
-		return "", fmt.Errorf("index argument must be a string, got %T", args[0])
+	switch s := args[0].(type) {
+	case string:
+		return s, nil
+	case *string:
+		return *s, nil
 	}
-	return s, nil
+	return "", fmt.Errorf("index argument must be a string, got %T", args[0])
 }

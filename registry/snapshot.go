@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
 	"os"
@@ -49,31 +50,60 @@ func parseSnapHeader(b []byte) (snapHeader, error) {
 	return h, nil
 }
 
+// snapWriter streams records to a snapshot file.
+type snapWriter struct {
+	w           io.Writer
+	sum         hash.Hash32
+	bw          *bufio.Writer
+	body, frame []byte
+	count       int
+}
+
+func newSnapWriter(w io.Writer, info snapInfo) *snapWriter {
+	sum := crc32.New(castagnoli)
+	sw := &snapWriter{w: w, sum: sum, bw: bufio.NewWriterSize(io.MultiWriter(w, sum), 1<<20)}
+	sw.bw.Write(snapHeader{version: snapVersion, seq: info.seq, crc: info.crc}.append(nil))
+	return sw
+}
+
+// add writes one record; records must come table by table in snapTables
+// order, each table in primary-key order.
+func (sw *snapWriter) add(c *tableCodec, obj any) error {
+	sw.body = encodeBinary(sw.body[:0], obj)
+	sw.frame = appendEntry(sw.frame[:0], c.put, sw.body)
+	sw.count++
+	_, err := sw.bw.Write(sw.frame)
+	return err
+}
+
+// finish writes the trailer and the checksum of the whole file.
+func (sw *snapWriter) finish() error {
+	end := binary.AppendUvarint(nil, 0)
+	end = binary.LittleEndian.AppendUint64(end, uint64(sw.count))
+	sw.bw.Write(end)
+	if err := sw.bw.Flush(); err != nil {
+		return err
+	}
+	_, err := sw.w.Write(binary.LittleEndian.AppendUint32(nil, sw.sum.Sum32()))
+	return err
+}
+
 // writeSnapshotTo streams the state of tx, which covers the log up to info,
 // to w in the snapshot format. It returns the number of records written.
 // It stops early when done is closed.
 func writeSnapshotTo(w io.Writer, tx *memdb.Txn, info snapInfo, done <-chan struct{}) (
 	int, error) {
-	sum := crc32.New(castagnoli)
-	bw := bufio.NewWriterSize(io.MultiWriter(w, sum), 1<<20)
-	bw.Write(snapHeader{version: snapVersion, seq: info.seq, crc: info.crc}.append(nil))
-	var (
-		body, frame []byte
-		count       int
-	)
+	sw := newSnapWriter(w, info)
 	for _, c := range snapTables {
 		it, err := tx.Get(c.table, indexID)
 		if err != nil {
 			return 0, fmt.Errorf("listing %s: %w", c.table, err)
 		}
 		for obj := it.Next(); obj != nil; obj = it.Next() {
-			body = encodeBinary(body[:0], obj)
-			frame = appendEntry(frame[:0], c.put, body)
-			if _, err := bw.Write(frame); err != nil {
+			if err := sw.add(c, obj); err != nil {
 				return 0, err
 			}
-			count++
-			if count%65536 == 0 {
+			if sw.count%65536 == 0 {
 				select {
 				case <-done:
 					return 0, errSnapshotStopped
@@ -82,18 +112,7 @@ func writeSnapshotTo(w io.Writer, tx *memdb.Txn, info snapInfo, done <-chan stru
 			}
 		}
 	}
-	var end []byte
-	end = binary.AppendUvarint(end, 0)
-	end = binary.LittleEndian.AppendUint64(end, uint64(count))
-	bw.Write(end)
-	if err := bw.Flush(); err != nil {
-		return 0, err
-	}
-	// The checksum covers every byte before it.
-	if _, err := w.Write(binary.LittleEndian.AppendUint32(nil, sum.Sum32())); err != nil {
-		return 0, err
-	}
-	return count, nil
+	return sw.count, sw.finish()
 }
 
 var errSnapshotStopped = errors.New("snapshot stopped: the store is closing")

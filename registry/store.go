@@ -132,9 +132,10 @@ type Store struct {
 	smu        sync.Mutex
 	work       *sync.Cond // the syncer waits on it for pending commits
 	drained    *sync.Cond // signalled when pending commits are settled
-	seg        *segment   // the segment being appended to
-	retired    []File     // rotated segments, fsynced, to be closed by the syncer
-	appended   logPos     // end of the last appended record
+	seg        *segment   // the segment file; I/O on it is the syncer's
+	out        []chunk    // records queued, not yet written
+	logSize    int64      // size of the last segment once out is written
+	appended   logPos     // end of the last queued record
 	appendedDB *memdb.MemDB
 	durable    logPos // end of the last durable record
 	durableDB  *memdb.MemDB
@@ -261,10 +262,6 @@ func (s *Store) Close() error {
 			s.log.Warn("could not cut the failed log tail; the next open checks it", "err", err)
 		}
 	}
-	for _, f := range s.retired {
-		errs = append(errs, f.Close())
-	}
-	s.retired = nil
 	if s.seg != nil {
 		errs = append(errs, s.seg.f.Close())
 		s.seg = nil
@@ -334,22 +331,15 @@ func (s *Store) write(fn func(tx *Txn) error) (*commit, error) {
 		// An fsync failed while fn ran: what fn read may be rolled back.
 		return nil, s.unavailable(s.broken)
 	}
-	pos, err := s.appendLocked(payload)
-	if err != nil {
-		// After a failed write, commits appended before stay pending: their
-		// fate is the syncer's. After a failed fsync they fail.
-		var fe *fsyncError
-		s.breakLocked(err, errors.As(err, &fe))
-		return nil, s.unavailable(err)
-	}
+	pos := s.queueLocked(payload)
 	if s.opts.NoGroupCommit {
-		start := time.Now()
-		err := s.seg.f.Sync()
-		s.fsynced(time.Since(start))
-		if err != nil {
-			err = fmt.Errorf("fsync %s: %w", s.seg.name, err)
+		// Write and fsync here, before the memdb commit: on failure the
+		// transaction aborts and nothing was visible.
+		out := s.out
+		s.out = nil
+		if err := s.flush(out); err != nil {
 			s.breakLocked(err, false)
-			return nil, s.unavailable(err) // mtx aborts: nothing visible
+			return nil, s.unavailable(err)
 		}
 		mtx.Commit()
 		s.appended, s.appendedDB = pos, s.head.Snapshot()
@@ -406,6 +396,9 @@ func (s *Store) breakLocked(err error, failPending bool) {
 	if failPending {
 		s.epoch++
 	}
+	if failPending {
+		s.out = nil
+	}
 	if failPending && len(s.pending) > 0 {
 		s.rollback = true
 		for _, c := range s.pending {
@@ -433,9 +426,11 @@ func (s *Store) fsynced(d time.Duration) {
 	}
 }
 
-// syncLoop is the group-commit syncer: it fsyncs the active segment whenever
-// commits are pending, then acknowledges every commit the fsync covered.
-// Commits appended while it waits for the disk ride on its next fsync.
+// syncLoop is the group-commit syncer. Writers only queue their records in
+// memory; whenever commits are pending, the syncer takes everything queued,
+// writes it with one write per segment, fsyncs, and acknowledges every
+// commit covered. Commits queued while it waits for the disk ride on its
+// next round. Writers thus never wait for I/O while holding a lock.
 func (s *Store) syncLoop() {
 	defer close(s.syncerDone)
 	s.smu.Lock()
@@ -447,25 +442,18 @@ func (s *Store) syncLoop() {
 		if len(s.pending) == 0 {
 			return
 		}
-		for _, f := range s.retired {
-			f.Close() // fsynced when it was rotated out
-		}
-		s.retired = nil
-		seg, pos, db, n := s.seg, s.appended, s.appendedDB, len(s.pending)
-
-		epoch := s.epoch
+		out, pos, db, n, epoch := s.out, s.appended, s.appendedDB, len(s.pending), s.epoch
+		s.out = nil
 
 		s.smu.Unlock()
-		start := time.Now()
-		err := seg.f.Sync()
-		s.fsynced(time.Since(start))
+		err := s.flush(out)
 		s.smu.Lock()
 
 		if epoch != s.epoch {
 			continue // a failure settled these commits meanwhile
 		}
 		if err != nil {
-			s.breakLocked(fmt.Errorf("fsync %s: %w", seg.name, err), true)
+			s.breakLocked(err, true)
 			continue
 		}
 		s.publishLocked(pos, db)

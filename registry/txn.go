@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -215,9 +216,35 @@ func (t *Txn) delete(table, key string, keyObj any) error {
 	return nil
 }
 
-// first returns the record of table whose primary key is key, or nil.
+// keyArg passes a key to memdb as a pointer, which fits in an interface
+// without an allocation (a string does not); pooled with its one-element
+// argument list, a lookup allocates only what memdb itself does.
+type keyArg struct {
+	key  string
+	args [1]any
+}
+
+var keyArgs = sync.Pool{New: func() any {
+	k := &keyArg{}
+	k.args[0] = &k.key
+	return k
+}}
+
+// first returns the record of table whose primary key is key, or nil. It is
+// the hot path of Store.Client and Store.Revoked.
 func first[T any](tx *memdb.Txn, table, key string) *T {
-	return firstIn[T](tx, table, indexID, key)
+	k := keyArgs.Get().(*keyArg)
+	k.key = key
+	raw, err := tx.First(table, indexID, k.args[:]...)
+	k.key = ""
+	keyArgs.Put(k)
+	if err != nil {
+		panic(fmt.Sprintf("registry: looking up %s: %v", table, err))
+	}
+	if raw == nil {
+		return nil
+	}
+	return raw.(*T)
 }
 
 func firstIn[T any](tx *memdb.Txn, table, index string, args ...any) *T {

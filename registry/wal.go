@@ -10,44 +10,74 @@ import (
 
 func joinDir(dir, name string) string { return filepath.Join(dir, name) }
 
-// appendLocked frames payload as the next record and writes it to the active
-// segment, rolling to a new segment first when the record would take the
-// active one past Options.SegmentSize. It returns the position after it.
-func (s *Store) appendLocked(payload []byte) (logPos, error) {
-	size := int64(recordSize(len(payload)))
-	if s.seg.size > segHeaderSize && s.seg.size+size > s.opts.SegmentSize {
-		if err := s.rotateLocked(); err != nil {
-			return logPos{}, err
-		}
-	}
-	seq := s.appended.seq + 1
-	rec, crc := appendRecord(make([]byte, 0, size), recBatch, batchVersion, seq,
-		s.appended.crc, payload)
-	if _, err := s.seg.f.Write(rec); err != nil {
-		return logPos{}, fmt.Errorf("appending record %d to %s: %w", seq, s.seg.name, err)
-	}
-	s.seg.size += size
-	s.sinceSnap.bytes += size
-	s.sinceSnap.records++
-	return logPos{seq: seq, crc: crc, seg: s.seg.name, off: s.seg.size}, nil
+// chunk is log data queued for one segment. A chunk with newSeg starts the
+// segment beginning at firstSeq.
+type chunk struct {
+	newSeg   bool
+	firstSeq uint64
+	prevCRC  uint32
+	data     []byte
 }
 
-// rotateLocked makes the active segment durable and starts a new one. The
-// old segment is fsynced here, not by the syncer, so that only the newest
-// segment can ever end in a torn write. The syncer closes the old file.
-func (s *Store) rotateLocked() error {
+// queueLocked frames payload as the record after s.appended and queues it,
+// starting a new segment first when the record would take the current one
+// past Options.SegmentSize. It returns the position after the record; it
+// does not move s.appended.
+func (s *Store) queueLocked(payload []byte) logPos {
+	size := int64(recordSize(len(payload)))
+	seq := s.appended.seq + 1
+	segName := s.appended.seg
+	if s.logSize > segHeaderSize && s.logSize+size > s.opts.SegmentSize {
+		s.out = append(s.out, chunk{newSeg: true, firstSeq: seq, prevCRC: s.appended.crc})
+		segName, s.logSize = segmentName(seq), segHeaderSize
+	}
+	if len(s.out) == 0 {
+		s.out = append(s.out, chunk{})
+	}
+	c := &s.out[len(s.out)-1]
+	var crc uint32
+	c.data, crc = appendRecord(c.data, recBatch, batchVersion, seq, s.appended.crc, payload)
+	s.logSize += size
+	s.sinceSnap.bytes += size
+	s.sinceSnap.records++
+	return logPos{seq: seq, crc: crc, seg: segName, off: s.logSize}
+}
+
+// flush writes queued chunks to the log and fsyncs it. Only the syncer calls
+// it (or a writer, with Options.NoGroupCommit, when the syncer is idle). A
+// new segment is begun only after the old one is fsynced, so that only the
+// newest segment can ever end in a torn write.
+func (s *Store) flush(out []chunk) error {
+	for _, c := range out {
+		if c.newSeg {
+			if err := s.syncSegment(); err != nil {
+				return err
+			}
+			seg, err := s.createSegment(c.firstSeq, c.prevCRC)
+			if err != nil {
+				return err
+			}
+			s.seg.f.Close()
+			s.seg = seg
+		}
+		if len(c.data) == 0 {
+			continue
+		}
+		if _, err := s.seg.f.Write(c.data); err != nil {
+			return fmt.Errorf("appending to %s: %w", s.seg.name, err)
+		}
+		s.seg.size += int64(len(c.data))
+	}
+	return s.syncSegment()
+}
+
+func (s *Store) syncSegment() error {
 	start := time.Now()
 	err := s.seg.f.Sync()
 	s.fsynced(time.Since(start))
 	if err != nil {
-		return &fsyncError{fmt.Errorf("fsync %s: %w", s.seg.name, err)}
+		return fmt.Errorf("fsync %s: %w", s.seg.name, err)
 	}
-	seg, err := s.createSegment(s.appended.seq+1, s.appended.crc)
-	if err != nil {
-		return err
-	}
-	s.retired = append(s.retired, s.seg.f)
-	s.seg = seg
 	return nil
 }
 
@@ -100,10 +130,7 @@ func (s *Store) openSegmentAt(name string, firstSeq uint64, size int64) (*segmen
 // holding it is cut to it, so that records that failed can never be replayed.
 // Nothing is pending when it runs.
 func (s *Store) repairTailLocked() error {
-	for _, f := range s.retired {
-		f.Close()
-	}
-	s.retired = nil
+	s.out = nil
 	if s.seg != nil {
 		s.seg.f.Close()
 		s.seg = nil
@@ -133,11 +160,7 @@ func (s *Store) repairTailLocked() error {
 		return err
 	}
 	s.seg = seg
-	s.appended = s.durable
+	s.appended, s.logSize = s.durable, s.durable.off
 	return nil
 }
 
-// fsyncError marks a failed fsync: what was written before it is uncertain.
-type fsyncError struct{ error }
-
-func (e *fsyncError) Unwrap() error { return e.error }
