@@ -334,6 +334,12 @@ func (s *jsonScan) scanStr() (content []byte, escaped, ok bool) {
 	s.i++
 	start := s.i
 	for s.i < len(s.b) {
+		for s.i < len(s.b) && !strSpecial[s.b[s.i]] {
+			s.i++
+		}
+		if s.i == len(s.b) {
+			break
+		}
 		c := s.b[s.i]
 		switch {
 		case c == '"':
@@ -364,6 +370,16 @@ func (s *jsonScan) scanStr() (content []byte, escaped, ok bool) {
 	}
 	return nil, false, false
 }
+
+// strSpecial marks the bytes that end the plain run of a JSON string: the
+// quote, the backslash and control characters.
+var strSpecial = func() (t [256]bool) {
+	for c := range ' ' {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 func (s *jsonScan) skipStr() bool {
 	_, _, ok := s.scanStr()
