@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"slices"
@@ -30,6 +31,7 @@ type authRequest struct {
 	resource     string // the configured resource URL, the token's audience
 	challenge    string
 	prompt       string
+	kind         clientKind // where the client comes from (clients.go)
 }
 
 // handleAuthorize serves the authorization endpoint: GET (or POST without a
@@ -55,7 +57,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		params = r.Form
 	}
-	req, fatal, rerr := s.parseAuthorize(params)
+	req, fatal, rerr := s.parseAuthorize(r.Context(), params)
 	if fatal != nil {
 		s.log.Debug("authorization refused", "client_id", truncate(params.Get("client_id"), 64),
 			"err", fatal.Description)
@@ -102,7 +104,8 @@ func (s *Server) startAuthorization(w http.ResponseWriter, r *http.Request, req 
 // parseAuthorize validates an authorization request. fatal is an error found
 // before the client and redirect URI were verified: it is shown, never
 // redirected. redirErr is sent to req.redirectURI.
-func (s *Server) parseAuthorize(q url.Values) (req authRequest, fatal, redirErr *oauthError) {
+func (s *Server) parseAuthorize(ctx context.Context, q url.Values) (req authRequest,
+	fatal, redirErr *oauthError) {
 	bad := func(code, desc string) *oauthError { return newError(http.StatusBadRequest, code, desc) }
 	if len(q["client_id"]) > 1 || len(q["redirect_uri"]) > 1 {
 		return req, bad(errInvalidRequest, "client_id and redirect_uri must be sent once"), nil
@@ -111,21 +114,23 @@ func (s *Server) parseAuthorize(q url.Values) (req authRequest, fatal, redirErr 
 	if clientID == "" {
 		return req, bad(errInvalidRequest, "client_id is required"), nil
 	}
-	c := s.store.Client(clientID)
-	if c == nil || c.Revoked() {
-		return req, bad(errInvalidClient,
-			"the client is not registered (or was revoked); register again"), nil
+	rc, e := s.resolveClient(ctx, clientID, DevUseAuthorize)
+	if e != nil {
+		return req, e, nil
 	}
-	req.clientID, req.clientName = c.ID, c.Name
+	c := rc.Client
+	req.clientID, req.clientName, req.kind = c.ID, c.Name, rc.kind
 	req.redirectSent = q.Get("redirect_uri")
 	switch {
-	case req.redirectSent != "" && matchRedirectURI(c.RedirectURIs, req.redirectSent):
+	case req.redirectSent != "" && rc.redirectAllowed(req.redirectSent):
 		req.redirectURI = req.redirectSent
 	case req.redirectSent != "":
 		return req, bad(errInvalidRequest,
 			"redirect_uri is not registered for this client"), nil
 	case len(c.RedirectURIs) == 1:
 		req.redirectURI = c.RedirectURIs[0]
+	case len(c.RedirectURIs) == 0:
+		return req, bad(errInvalidRequest, "redirect_uri is required"), nil
 	default:
 		return req, bad(errInvalidRequest,
 			"redirect_uri is required: the client registered several"), nil
@@ -158,7 +163,6 @@ func (s *Server) parseAuthorize(q url.Values) (req authRequest, fatal, redirErr 
 		return req, nil, e
 	}
 	req.challenge = q.Get("code_challenge")
-	var e *oauthError
 	if req.prompt, e = parsePrompt(q.Get("prompt")); e != nil {
 		return req, nil, e
 	}
@@ -166,6 +170,9 @@ func (s *Server) parseAuthorize(q url.Values) (req authRequest, fatal, redirErr 
 		return req, nil, e
 	}
 	if req.scope, e = s.requestedScope(q.Get("scope"), c, req.resource); e != nil {
+		return req, nil, e
+	}
+	if e := rc.checkScope(req.scope); e != nil {
 		return req, nil, e
 	}
 	return req, nil, nil

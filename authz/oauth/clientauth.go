@@ -50,10 +50,14 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*registry
 		return nil, unauthorized("client authentication is required")
 	}
 
-	c := s.store.Client(id)
-	if c == nil || c.Revoked() {
-		return nil, unauthorized("the client is not registered (or was revoked); register again")
+	rc, e := s.resolveClient(r.Context(), id, "")
+	if e != nil {
+		return nil, unauthorized(e.Description)
 	}
+	if rc.kind == kindStatic || rc.kind == kindDev {
+		return s.authenticateConfigured(r.Context(), rc, method, secret)
+	}
+	c := rc.Client
 	registered := c.TokenEndpointAuthMethod
 	if registered == "" && c.SecretHash == "" {
 		registered = authNone

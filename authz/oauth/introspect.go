@@ -66,7 +66,7 @@ func (s *Server) introspect(raw, clientID string) introspection {
 		s.store.Revoked("grant:"+claims.GrantID) {
 		return introspection{}
 	}
-	if c := s.store.Client(claims.ClientID); c == nil || c.Revoked() {
+	if known, revoked := s.ClientKnown(claims.ClientID); !known || revoked {
 		return introspection{}
 	}
 	return introspection{

@@ -30,6 +30,7 @@ type asMetadata struct {
 	RevocationAuthMethods         []string `json:"revocation_endpoint_auth_methods_supported"`
 	IntrospectionAuthMethods      []string `json:"introspection_endpoint_auth_methods_supported"`
 	IssParameterSupported         bool     `json:"authorization_response_iss_parameter_supported"`
+	CIMDSupported                 bool     `json:"client_id_metadata_document_supported,omitempty"`
 	// The two OpenID Provider fields that OpenID discovery requires; only the
 	// openid-configuration document carries them. No ID tokens are issued.
 	SubjectTypesSupported []string `json:"subject_types_supported,omitempty"`
@@ -69,6 +70,7 @@ func (s *Server) buildMetadata() (oauthDoc, oidcDoc []byte, err error) {
 		RevocationAuthMethods:         supportedAuthMethods,
 		IntrospectionAuthMethods:      supportedAuthMethods,
 		IssParameterSupported:         true,
+		CIMDSupported:                 s.cimdEnabled(),
 	}
 	if oauthDoc, err = json.Marshal(m); err != nil {
 		return nil, nil, fmt.Errorf("encoding metadata: %w", err)

@@ -63,6 +63,7 @@ func TestAuthorizationServerMetadataPaths(t *testing.T) {
 				"introspection_endpoint_auth_methods_supported": []any{
 					"none", "client_secret_post", "client_secret_basic"},
 				"authorization_response_iss_parameter_supported": true,
+				"client_id_metadata_document_supported":          true,
 			}
 			if tt.wantOIDC {
 				want["subject_types_supported"] = []any{"public"}

@@ -49,6 +49,11 @@ type pageData struct {
 	Username     string
 	Message      string
 	ErrorCode    string
+	// Where the client comes from (clients.go).
+	ClientIsURL      bool // a client id metadata document: the name is unverified
+	DevClient        bool // development mode's unregistered client
+	Configured       bool // configured by the operator
+	LoopbackRedirect bool // the response goes to this computer
 }
 
 func (s *Server) pageFor(r *http.Request, p *pendingAuth, step string) pageData {
@@ -56,7 +61,7 @@ func (s *Server) pageFor(r *http.Request, p *pendingAuth, step string) pageData 
 	if name == "" {
 		name = p.req.clientID
 	}
-	return pageData{
+	d := pageData{
 		Action: r.URL.EscapedPath(),
 		Hidden: []hiddenField{
 			{"step", step}, {"request", p.id}, {"csrf", p.csrf},
@@ -67,6 +72,8 @@ func (s *Server) pageFor(r *http.Request, p *pendingAuth, step string) pageData 
 		Resource:     p.req.resource,
 		Scopes:       p.req.scope,
 	}
+	s.describeClient(&d, p.req)
+	return d
 }
 
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, p *pendingAuth,
@@ -136,7 +143,7 @@ func (s *Server) handleStep(w http.ResponseWriter, r *http.Request) {
 				"go back to the application and connect again"))
 		return
 	}
-	if c := s.store.Client(p.req.clientID); c == nil || c.Revoked() {
+	if _, e := s.resolveClient(r.Context(), p.req.clientID, ""); e != nil {
 		s.renderError(w, r, newError(http.StatusBadRequest, errInvalidClient,
 			"the client is no longer registered"))
 		return

@@ -123,7 +123,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	c.RegistrationTokenHash = hashSecret(rat)
 	c.CreatedAt = s.now().UTC()
 	err := s.store.Update(r.Context(), func(tx *registry.Txn) error {
-		for c.ID == "" || tx.Client(c.ID) != nil {
+		for c.ID == "" || tx.Client(c.ID) != nil || s.reservedClientID(c.ID) {
 			c.ID = randomToken(clientIDBytes)
 		}
 		return tx.PutClient(c)

@@ -55,6 +55,10 @@ type Config struct {
 	OnRegistration func()
 	OnTokenIssued  func(grantType string)
 	OnRateLimited  func(limit string)
+
+	// ClientSources adds configured clients, client id metadata documents
+	// and development mode (clients.go).
+	ClientSources
 }
 
 func (c Config) withDefaults() Config {
@@ -112,6 +116,7 @@ type Server struct {
 	flows    *flowStore
 	policy   *registrationPolicy // policy.go
 	limits   *limiters           // ratelimit.go
+	clients  *clientSources      // clients.go
 }
 
 // NewServer returns the authorization server for cfg. It applies the
@@ -147,6 +152,9 @@ func NewServer(cfg Config, store *registry.Store, keys *authz.Keys, tokens *auth
 		flows:    newFlowStore(),
 		policy:   newRegistrationPolicy(cfg.Registration),
 		limits:   newLimiters(cfg.RateLimits),
+	}
+	if err := s.initClients(cfg.ClientSources, iu.Hostname()); err != nil {
+		return nil, err
 	}
 	if s.asMeta, s.oidcMeta, err = s.buildMetadata(); err != nil {
 		return nil, err

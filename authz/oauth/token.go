@@ -281,6 +281,9 @@ func (s *Server) checkResource(vals []string, granted string) *oauthError {
 // refresh token record to store.
 func (s *Server) mint(c *registry.Client, subject, scope, resource, grantID string,
 	now time.Time) (*tokenResponse, *registry.RefreshToken, *oauthError) {
+	if e := s.checkConfiguredScope(c.ID, scope); e != nil {
+		return nil, nil, e
+	}
 	at, claims, err := s.tokens.Mint(authz.AccessClaims{
 		Subject: subject, Audience: resource, ClientID: c.ID, Scope: scope, GrantID: grantID,
 	})

@@ -75,7 +75,8 @@ func TestFullDiskAnswersTemporarilyUnavailable(t *testing.T) {
 	}
 
 	// A code cannot be stored: the browser is sent back with the error.
-	req, fatal, rerr := srv.parseAuthorize(authParams(client, webRedirect, challenge))
+	req, fatal, rerr := srv.parseAuthorize(t.Context(), authParams(client, webRedirect,
+		challenge))
 	if fatal != nil || rerr != nil {
 		t.Fatal(fatal, rerr)
 	}
