@@ -53,7 +53,7 @@ type pageData struct {
 	ClientIsURL      bool // a client id metadata document: the name is unverified
 	DevClient        bool // development mode's unregistered client
 	Configured       bool // configured by the operator
-	LoopbackRedirect bool // the response goes to this computer
+	LoopbackRedirect bool // a document's or dev client's response goes to this computer
 }
 
 func (s *Server) pageFor(r *http.Request, p *pendingAuth, step string) pageData {
