@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/mcp-authz/mcp-authz/authz/cimd"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -206,11 +207,11 @@ func (s *Server) renderConsents(w http.ResponseWriter, r *http.Request, sess *se
 			row := consentRow{ClientID: c.ClientID, ClientName: c.ClientID,
 				GrantedAt: c.GrantedAt.UTC().Format("2006-01-02 15:04 UTC")}
 			row.Scopes, _ = parseScope(c.Scope)
-			if cl := s.store.Client(c.ClientID); cl == nil {
-				row.Deleted = true
-			} else if cl.Name != "" {
-				row.ClientName = cl.Name
+			name, known := s.consentClient(c.ClientID)
+			if name != "" {
+				row.ClientName = name
 			}
+			row.Deleted = !known
 			d.Consents = append(d.Consents, row)
 		}
 	}
@@ -225,6 +226,24 @@ func (s *Server) renderConsents(w http.ResponseWriter, r *http.Request, sess *se
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(buf.Bytes())
 	}
+}
+
+// consentClient returns the name of a consented client and whether it can
+// still be used, from memory only: a configured client, a registered one,
+// or a metadata document URL (shown by its URL, the document is not
+// fetched for the page).
+func (s *Server) consentClient(id string) (name string, known bool) {
+	if sc := s.clients.static[id]; sc != nil {
+		return sc.client.Name, true
+	}
+	c := s.store.Client(id)
+	switch {
+	case s.cimdEnabled() && cimd.IsClientIDURL(id):
+		return "", c == nil || !c.Revoked()
+	case c != nil:
+		return c.Name, !c.Revoked()
+	}
+	return "", false
 }
 
 // seeOther redirects a form post to a page (POST-redirect-GET).

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/mcp-authz/mcp-authz/registry"
 )
 
 var (
@@ -196,5 +198,37 @@ func TestConsentsPageRefusals(t *testing.T) {
 	resp = e.do(http.MethodPut, "/tenant/consents", nil, nil)
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("PUT: %d", resp.StatusCode)
+	}
+}
+
+func TestConsentsListClients(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withConfig(func(c *Config) {
+		c.StaticClients = []StaticClient{{ID: "configured-app", Name: "Configured App",
+			RedirectURIs: []string{webRedirect}}}
+	}))
+	gone := e.register(publicMeta(webRedirect))
+	e.codeTokens(gone["client_id"].(string), webRedirect)
+	e.codeTokens("configured-app", webRedirect)
+	if resp := e.manage(http.MethodDelete, gone, nil); resp.StatusCode != 204 {
+		t.Fatalf("DELETE: %d", resp.StatusCode)
+	}
+	// A consent whose client vanished without taking it along (an
+	// operator's edit, an older registry) is still listed, and marked.
+	err := e.store.Update(t.Context(), func(tx *registry.Txn) error {
+		return tx.PutConsent(&registry.Consent{Subject: testUser, ClientID: "vanished",
+			Scope: "mcp:read"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := e.consentsLogin(e.browser())
+	if strings.Contains(page, gone["client_id"].(string)) {
+		t.Errorf("a deleted client's consent is listed")
+	}
+	if !strings.Contains(page, "<strong>Configured App</strong>") ||
+		strings.Count(page, "(no longer registered)") != 1 ||
+		!strings.Contains(page, "<strong>vanished</strong> <span class=\"muted\">(no longer") {
+		t.Errorf("list:\n%s", page)
 	}
 }
