@@ -17,7 +17,7 @@ type asMetadata struct {
 	Issuer                        string   `json:"issuer"`
 	AuthorizationEndpoint         string   `json:"authorization_endpoint"`
 	TokenEndpoint                 string   `json:"token_endpoint"`
-	RegistrationEndpoint          string   `json:"registration_endpoint"`
+	RegistrationEndpoint          string   `json:"registration_endpoint,omitempty"`
 	RevocationEndpoint            string   `json:"revocation_endpoint"`
 	IntrospectionEndpoint         string   `json:"introspection_endpoint"`
 	JWKSURI                       string   `json:"jwks_uri"`
@@ -57,7 +57,7 @@ func (s *Server) buildMetadata() (oauthDoc, oidcDoc []byte, err error) {
 		Issuer:                        s.issuer,
 		AuthorizationEndpoint:         s.base + pathAuthorize,
 		TokenEndpoint:                 s.base + pathToken,
-		RegistrationEndpoint:          s.base + pathRegister,
+		RegistrationEndpoint:          s.registrationEndpoint(),
 		RevocationEndpoint:            s.base + pathRevoke,
 		IntrospectionEndpoint:         s.base + pathIntrospect,
 		JWKSURI:                       s.base + pathJWKS,

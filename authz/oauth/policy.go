@@ -210,6 +210,15 @@ func (s *Server) registrationAllowed(w http.ResponseWriter, r *http.Request) boo
 	return true
 }
 
+// registrationEndpoint is the metadata's registration_endpoint: none when
+// registration is closed, so that clients do not try it (RFC 8414 §2).
+func (s *Server) registrationEndpoint() string {
+	if s.policy.Mode == RegistrationClosed {
+		return ""
+	}
+	return s.base + pathRegister
+}
+
 // bearerCredential returns the token of a single "Authorization: Bearer" header;
 // present is false when there is none (or it is not a Bearer header).
 func bearerCredential(r *http.Request) (token string, present bool) {

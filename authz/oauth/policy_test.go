@@ -255,3 +255,25 @@ func TestRegistrationPolicyValidate(t *testing.T) {
 		t.Errorf("validInitialToken answers wrongly")
 	}
 }
+
+func TestClosedRegistrationMetadata(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{RegistrationOpen, RegistrationToken, RegistrationClosed} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, withConfig(func(c *Config) {
+				c.Registration.Mode = mode
+				c.Registration.InitialAccessTokens = []string{testIAT}
+			}))
+			for _, p := range []string{"/.well-known/oauth-authorization-server",
+				"/.well-known/openid-configuration"} {
+				got := decodeJSON(t, e.do(http.MethodGet, p, nil, nil))
+				ep, has := got["registration_endpoint"]
+				if want := mode != RegistrationClosed; has != want ||
+					(has && ep != e.issuer+"/register") {
+					t.Errorf("%s: registration_endpoint %v, want present %v", p, ep, want)
+				}
+			}
+		})
+	}
+}
