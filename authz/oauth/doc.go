@@ -1,9 +1,16 @@
 // Package oauth is mcp-authz's OAuth 2.1 authorization server: discovery
 // metadata (RFC 8414, OpenID discovery, RFC 9728 protected resource
-// metadata), JWKS, dynamic client registration (RFC 7591), the authorization
-// endpoint with its login and consent pages, the token endpoint with PKCE
-// (RFC 7636), resource indicators (RFC 8707), refresh token rotation, and
-// token revocation (RFC 7009) and introspection (RFC 7662).
+// metadata), JWKS, dynamic client registration (RFC 7591) and its
+// management (RFC 7592), the authorization endpoint with its login and
+// consent pages, the token endpoint with PKCE (RFC 7636), resource
+// indicators (RFC 8707), refresh token rotation, and token revocation
+// (RFC 7009) and introspection (RFC 7662).
+//
+// Around them: a registration policy (policy.go: open, token or closed;
+// redirect allow and deny lists; size limits), rate limits per client
+// address with a login lockout per user and address (ratelimit.go, on
+// package ratelimit), and a page where users withdraw the consents they
+// gave (consent.go). Rate limit and lockout state is kept per process.
 //
 // Every client, code, refresh token, consent and user lives in the registry,
 // so registrations and grants survive restarts. Only in-flight logins (the
