@@ -11,20 +11,21 @@
 //
 // Update runs a function in a write transaction. Writers are serialised. When
 // the function returns, its changes (memdb's change list) are encoded as one
-// log record and appended to the active segment; then the memdb transaction
-// commits, so the next writer builds on it, and the writer lock is released.
-// A syncer goroutine fsyncs the segment and acknowledges every record the
-// fsync covered (group commit): writers arriving while an fsync runs share
-// the next one. Only then is the new state published to Store readers and
-// does Update return nil. So a Store reader never sees a write that is not
+// log record and queued in memory; then the memdb transaction commits, so the
+// next writer builds on it, and the writer lock is released. No writer does
+// I/O. A syncer goroutine takes everything queued, writes it (one write per
+// segment), fsyncs, and acknowledges every record the fsync covered (group
+// commit): writers arriving while an fsync runs share the next one. Only
+// then is the new state published to Store readers and does Update return
+// nil. So a Store reader never sees a write that is not
 // durable. A Txn, however, sees the writes of earlier Updates that are still
 // waiting for their fsync; if that fsync fails, those Updates and every Update
 // that read their writes fail together, and the index is rolled back to the
 // durable state (a memdb snapshot kept for the purpose). Options.NoGroupCommit
-// instead fsyncs inside the writer lock, before the memdb commit.
+// instead writes and fsyncs inside the writer lock, before the memdb commit.
 //
-// A failed append or fsync makes Update return an error wrapping
-// ErrUnavailable; the failure is logged once until a write succeeds again.
+// A failed write or fsync makes every Update of that round (and any queued
+// after it) return an error wrapping ErrUnavailable; the failure is logged once until a write succeeds again.
 // Reads keep working. Before the next append the store cuts the log back to
 // the last durable record (removing segments begun after it, truncating and
 // fsyncing the segment holding it), so a record whose write failed is never

@@ -163,4 +163,3 @@ func (s *Store) repairTailLocked() error {
 	s.appended, s.logSize = s.durable, s.durable.off
 	return nil
 }
-
