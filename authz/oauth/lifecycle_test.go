@@ -9,11 +9,11 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz"
 )
 
-// decide asks the production ext_authz decision about a request to the test
-// resource carrying token, through a Decider on the env's registry. The
+// decideWith asks the production ext_authz decision about a request to the
+// test resource carrying token, through a Decider on the env's registry. The
 // Decider caches verified tokens, so a test that calls it before and after a
 // revocation shows the revocation is not hidden by the cache.
-func (e *testEnv) decide(d *authz.Decider, token string) authz.Reason {
+func (e *testEnv) decideWith(d *authz.Decider, token string) authz.Reason {
 	e.t.Helper()
 	return d.Check(e.t.Context(), &authz.Request{
 		DecisionID: "t", Method: "POST", Scheme: "http", Host: "localhost:8080",
@@ -21,8 +21,12 @@ func (e *testEnv) decide(d *authz.Decider, token string) authz.Reason {
 	}).Reason
 }
 
+// decider returns a Decider wired as in production, with the server as
+// its client lookup.
 func (e *testEnv) decider() *authz.Decider {
-	return authz.NewDecider(e.srv.cfg.Config, e.tokens, e.store, discard())
+	d := authz.NewDecider(e.srv.cfg.Config, e.tokens, e.store, discard())
+	d.SetClientLookup(e.srv)
+	return d
 }
 
 func (e *testEnv) postForm(path string, f url.Values) *http.Response {
@@ -62,7 +66,7 @@ func TestRevocationReachesDecision(t *testing.T) {
 			if resp.StatusCode != http.StatusOK {
 				e.t.Fatalf("refresh: %d %v", resp.StatusCode, next)
 			}
-			if r := e.decide(e.decider(), next["access_token"].(string)); r != authz.ReasonOK {
+			if r := e.decideWith(e.decider(), next["access_token"].(string)); r != authz.ReasonOK {
 				e.t.Fatalf("rotated access token: %s", r)
 			}
 			e.token(refreshForm(client, rt), "", "") // reuse
@@ -90,11 +94,11 @@ func TestRevocationReachesDecision(t *testing.T) {
 			d := e.decider()
 			reg := e.register(publicMeta(webRedirect))
 			tok := e.codeTokens(reg["client_id"].(string), webRedirect)
-			if r := e.decide(d, tok["access_token"].(string)); r != authz.ReasonOK {
+			if r := e.decideWith(d, tok["access_token"].(string)); r != authz.ReasonOK {
 				t.Fatalf("fresh token: %s", r)
 			}
 			at := tt.kill(e, reg, tok)
-			if r := e.decide(d, at); r != tt.wantReason {
+			if r := e.decideWith(d, at); r != tt.wantReason {
 				t.Errorf("after %s: decision %s, want %s", tt.name, r, tt.wantReason)
 			}
 		})
@@ -114,14 +118,14 @@ func TestCodeReplayReachesDecision(t *testing.T) {
 		t.Fatalf("exchange: %d %v", resp.StatusCode, tok)
 	}
 	at := tok["access_token"].(string)
-	if r := e.decide(d, at); r != authz.ReasonOK {
+	if r := e.decideWith(d, at); r != authz.ReasonOK {
 		t.Fatalf("fresh token: %s", r)
 	}
 	if resp, got := e.token(codeForm(client, code, verifier, webRedirect), "", ""); resp.
 		StatusCode != http.StatusBadRequest || got["error"] != "invalid_grant" {
 		t.Fatalf("replay: %d %v", resp.StatusCode, got)
 	}
-	if r := e.decide(d, at); r != authz.ReasonRevokedToken {
+	if r := e.decideWith(d, at); r != authz.ReasonRevokedToken {
 		t.Errorf("access token after code replay: %s, want %s", r, authz.ReasonRevokedToken)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -398,7 +399,7 @@ func TestRegistrationUpdateAppliesPolicy(t *testing.T) {
 func TestRegistrationDelete(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	d := authz.NewDecider(e.srv.cfg.Config, e.tokens, e.store, discard())
+	d := e.decider()
 	reg := e.register(publicMeta(webRedirect))
 	id := reg["client_id"].(string)
 	tok := e.codeTokens(id, webRedirect)
@@ -419,7 +420,7 @@ func TestRegistrationDelete(t *testing.T) {
 		t.Errorf("second DELETE: %d, want 401", resp.StatusCode)
 	}
 	// Everything issued to the client stops working.
-	if r := e.decide(d, tok["access_token"].(string)); r != authz.ReasonUnknownClient {
+	if r := e.decideWith(d, tok["access_token"].(string)); r != authz.ReasonUnknownClient {
 		t.Errorf("access token after DELETE: %s", r)
 	}
 	resp, got := e.token(refreshForm(id, tok["refresh_token"].(string)), "", "")
@@ -474,4 +475,47 @@ func mustJSON(v any) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+// FuzzParseUpdate checks that any update body either is refused with an
+// RFC 7591 error or yields a client with valid redirect URIs, for the
+// client's own id, without a client-chosen secret.
+func FuzzParseUpdate(f *testing.F) {
+	f.Add([]byte(`{"client_id":"abc","redirect_uris":["https://a.example/cb"]}`))
+	f.Add([]byte(`{"client_id":"abc","client_secret":"s","redirect_uris":["http://[::1]/"],` +
+		`"token_endpoint_auth_method":"client_secret_post"}`))
+	f.Add([]byte(`{"client_id":7}`))
+	f.Add([]byte(`{"client_id":"abc","redirect_uris":["https://evil.example/cb"]}`))
+	f.Add([]byte(`{"client_id":"abc","redirect_uris":["https://EVIL.example.:8443/cb"]}`))
+	s := &Server{policy: newRegistrationPolicy(RegistrationPolicy{
+		DenyRedirectHosts: []string{"evil.example"}}.withDefaults())}
+	c := &registry.Client{ID: "abc", SecretHash: hashSecret("s")}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		n, e := s.parseUpdate(body, c)
+		if e != nil {
+			if n != nil || e.Status != 400 ||
+				(e.Code != errInvalidClientMetadata && e.Code != errInvalidRedirectURI) {
+				t.Fatalf("bad refusal %+v, client %+v", e, n)
+			}
+			return
+		}
+		var ids struct {
+			ClientID     string  `json:"client_id"`
+			ClientSecret *string `json:"client_secret"`
+		}
+		if err := json.Unmarshal(body, &ids); err != nil || ids.ClientID != c.ID ||
+			(ids.ClientSecret != nil && *ids.ClientSecret != "s") {
+			t.Fatalf("accepted %s", body)
+		}
+		for _, u := range n.RedirectURIs {
+			pu, _ := url.Parse(u)
+			if validateRedirectURI(u) != nil || strings.EqualFold(
+				strings.TrimSuffix(pu.Hostname(), "."), "evil.example") {
+				t.Fatalf("accepted redirect URI %q", u)
+			}
+		}
+		if n.ID != "" || n.SecretHash != "" || n.RegistrationTokenHash != "" {
+			t.Fatalf("parsed client carries server-set fields: %+v", n)
+		}
+	})
 }

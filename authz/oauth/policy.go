@@ -278,7 +278,9 @@ func (p hostPattern) matches(u *url.URL) bool {
 	if scheme != "http" && scheme != "https" {
 		return false
 	}
-	host := strings.ToLower(u.Hostname())
+	// A trailing dot names the same host ("evil.example." is
+	// "evil.example"): drop it so that it cannot slip past the deny list.
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
 	if a, err := netip.ParseAddr(host); err == nil {
 		host = a.Unmap().String()
 	}
