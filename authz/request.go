@@ -15,8 +15,11 @@ type Request struct {
 	// Authorization holds every Authorization header value, in order. More
 	// than one value, or one value holding a comma-joined pair, is refused.
 	Authorization []string
-	// Header returns the first value of a lower-cased request header, or "".
-	// It may be nil.
+	// Header returns the value of a lower-cased request header, or "". A
+	// header sent more than once must be returned with its values joined by
+	// commas, as Envoy's headers map does, never one of them alone: the
+	// decision refuses or distrusts a repeated Mcp-Method or Mcp-Name, which
+	// a server might read differently. It may be nil.
 	Header func(name string) string
 	// Body is the request body when the proxy sends it; BodyPartial is true
 	// when the proxy cut it short.
