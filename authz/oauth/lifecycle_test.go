@@ -178,3 +178,59 @@ func TestConfidentialRevokeIntrospect(t *testing.T) {
 		t.Errorf("introspection with the secret: %v", got)
 	}
 }
+
+// TestIssOnEveryAuthorizationResponse checks RFC 9207: every response
+// redirected to the client, success or error, carries iss, also when the
+// issuer has a path.
+func TestIssOnEveryAuthorizationResponse(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withIssuerPath("/tenant"))
+	client := e.publicClient(webRedirect)
+	_, challenge := pkce()
+	redirected := func(resp *http.Response) url.Values {
+		t.Helper()
+		resp.Body.Close()
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		if err != nil || !strings.HasPrefix(loc.String(), webRedirect+"?") {
+			t.Fatalf("not redirected to the client: %d %q", resp.StatusCode, loc)
+		}
+		return loc.Query()
+	}
+	tests := []struct {
+		name      string
+		respond   func(b *browser) *http.Response
+		wantError string
+	}{
+		{"consent denied", func(b *browser) *http.Response {
+			action, f := e.loginToConsent(b, authParams(client, webRedirect, challenge))
+			f.Set("consent", "deny")
+			return b.post(action, f)
+		}, "access_denied"},
+		{"consent allowed", func(b *browser) *http.Response {
+			action, f := e.loginToConsent(b, authParams(client, webRedirect, challenge))
+			f.Set("consent", "allow")
+			return b.post(action, f)
+		}, ""},
+		{"login required", func(b *browser) *http.Response {
+			q := authParams(client, webRedirect, challenge)
+			q.Set("prompt", "none")
+			return b.get(e.issuer + "/authorize?" + q.Encode())
+		}, "login_required"},
+		{"invalid request", func(b *browser) *http.Response {
+			q := authParams(client, webRedirect, challenge)
+			q.Del("code_challenge")
+			return b.get(e.issuer + "/authorize?" + q.Encode())
+		}, "invalid_request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := e.with(t)
+			q := redirected(tt.respond(e.browser()))
+			if q.Get("iss") != e.issuer || q.Get("error") != tt.wantError ||
+				q.Get("state") != "st-123" {
+				t.Errorf("response %v, want iss %s, error %q and the state", q, e.issuer,
+					tt.wantError)
+			}
+		})
+	}
+}
