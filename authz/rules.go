@@ -156,9 +156,16 @@ func (ns *needs) get(extra ...[]string) *need {
 		return n
 	}
 	n := &need{scopes: scopes, denials: denials(ns.res, scopes)}
-	ns.byKey[k] = n
+	if len(ns.byKey) < maxNeeds {
+		ns.byKey[k] = n
+	}
 	return n
 }
+
+// maxNeeds bounds the scope sets interned per resource, so that batches
+// combining many rules cannot grow memory without limit; past it a batch's
+// need is built for the request alone.
+const maxNeeds = 1024
 
 // newRuleTable prepares the rules of r; it returns nil when r has none.
 func newRuleTable(r Resource, ns *needs) *ruleTable {
