@@ -33,64 +33,66 @@ type HostResolver interface {
 }
 
 // Options configures a Resolver. The zero value is a good configuration for
-// the public internet.
+// the public internet. The yaml tags name the settings an operator may set
+// in a configuration file; the hooks below them are for programs and tests.
 type Options struct {
 	// Timeout bounds one whole fetch: lookup, connection, TLS handshake,
 	// headers and body (default 5s).
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"timeout"`
 	// MaxBytes is the largest document accepted (default 64 KiB).
-	MaxBytes int64
+	MaxBytes int64 `yaml:"max_bytes"`
 	// CacheSize is the number of documents (and failures) kept (default
 	// 1024); the least recently used go first.
-	CacheSize int
+	CacheSize int `yaml:"cache_size"`
 	// DefaultTTL is how long a document is cached when its response says
 	// nothing about caching (default 5m).
-	DefaultTTL time.Duration
+	DefaultTTL time.Duration `yaml:"default_ttl"`
 	// MinTTL and MaxTTL clamp the lifetime of every cacheable response
 	// (defaults 0 and 24h). Responses marked no-store, no-cache or
 	// max-age=0 are never cached, whatever MinTTL says.
-	MinTTL, MaxTTL time.Duration
+	MinTTL time.Duration `yaml:"min_ttl"`
+	MaxTTL time.Duration `yaml:"max_ttl"` // see MinTTL
 	// ErrorTTL is how long a failed fetch is remembered before the URL is
 	// tried again (default 10s; negative: not remembered).
-	ErrorTTL time.Duration
+	ErrorTTL time.Duration `yaml:"error_ttl"`
 	// StaleIfError is how long after its expiry a document may still be
 	// used when fetching it again fails for a network reason (default 1h;
 	// negative: never).
-	StaleIfError time.Duration
+	StaleIfError time.Duration `yaml:"stale_if_error"`
 	// MaxConcurrent bounds the fetches running at once (default 8).
-	MaxConcurrent int
+	MaxConcurrent int `yaml:"max_concurrent"`
 
 	// AllowDomains, when not empty, lists the only hosts whose documents
 	// are fetched: exact host names (or IP addresses) or "*.example.com"
 	// for every subdomain of example.com (not example.com itself).
-	AllowDomains []string
+	AllowDomains []string `yaml:"allow_domains"`
 	// DenyDomains lists hosts whose documents are never used, seeded ones
 	// included; same syntax. Deny wins over allow.
-	DenyDomains []string
+	DenyDomains []string `yaml:"deny_domains"`
 	// AllowPrivate lets documents be fetched from loopback, private,
 	// link-local and other non-public addresses: for tests and private
 	// deployments only. It does not allow plain http.
-	AllowPrivate bool
+	AllowPrivate bool `yaml:"allow_private_addresses"`
 	// Seed maps client id URLs to their documents (JSON text). Seeded
 	// documents are validated by New, never fetched and never expire.
-	Seed map[string]string
+	Seed map[string]string `yaml:"seed"`
 
 	// ValidateRedirectURI checks each redirect URI of a document after the
 	// minimal rules (absolute, no fragment, no user info). The
 	// authorization server passes its own registration rules.
-	ValidateRedirectURI func(string) error
+	ValidateRedirectURI func(string) error `yaml:"-"`
 	// Resolver looks up host names (default net.DefaultResolver).
-	Resolver HostResolver
+	Resolver HostResolver `yaml:"-"`
 	// DialContext opens the TCP connection to a vetted "ip:port" (default
 	// a net.Dialer). Tests use it to observe connection attempts.
-	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error) `yaml:"-"`
 	// RootCAs are the certificate authorities trusted for document hosts
 	// (default: the system's).
-	RootCAs *x509.CertPool
+	RootCAs *x509.CertPool `yaml:"-"`
 	// Logger receives fetch and refusal lines (default slog.Default()).
-	Logger *slog.Logger
+	Logger *slog.Logger `yaml:"-"`
 	// Now is the clock (default time.Now).
-	Now func() time.Time
+	Now func() time.Time `yaml:"-"`
 }
 
 func (o Options) withDefaults() Options {

@@ -32,16 +32,16 @@ type ClientSources struct {
 	// disappear when removed from the configuration. A dynamic
 	// registration with the same id is ignored (logged at start), and
 	// dynamic registration never hands out a configured id.
-	StaticClients []StaticClient
+	StaticClients []StaticClient `yaml:"clients"`
 
 	// DisableCIMD turns off client id metadata documents: https client ids
 	// are then looked up like any other, and the metadata no longer
 	// advertises client_id_metadata_document_supported.
-	DisableCIMD bool
+	DisableCIMD bool `yaml:"disable_client_id_metadata_documents"`
 	// CIMD configures how documents are fetched and cached (see package
 	// cimd). Its ValidateRedirectURI is set by NewServer to the
 	// registration rules, redirect allow and deny lists included.
-	CIMD cimd.Options
+	CIMD cimd.Options `yaml:"client_id_metadata_documents"`
 
 	// DevMode accepts unknown client ids at /authorize and /token, for
 	// local experiments: such a client is public, may use any loopback
@@ -50,13 +50,13 @@ type ClientSources struct {
 	// the issuer's host is localhost or a loopback address, and announces
 	// it with a warning. Every log line about such a client is raised to
 	// WARN and carries dev_mode=true.
-	DevMode bool
+	DevMode bool `yaml:"dev_mode"`
 	// OnDevModeUse, when set, is called each time development mode lets an
 	// unregistered client through, with where: "authorize",
 	// "client_auth" (token, revocation and introspection requests) or
 	// "decision" (an ext_authz decision). It must not block; use it for a
 	// metric.
-	OnDevModeUse func(where string)
+	OnDevModeUse func(where string) `yaml:"-"`
 }
 
 // Places development mode is used, for Config.OnDevModeUse.
@@ -164,7 +164,7 @@ func (s *Server) resolveClient(ctx context.Context, id, use string) (*resolvedCl
 	if cs.cimd != nil && cimd.IsClientIDURL(id) {
 		c, err := cs.cimd.Resolve(ctx, id)
 		if err != nil {
-			s.log.Info("client metadata document refused", "client_id", truncate(id, 200),
+			s.log.Debug("client metadata document refused", "client_id", truncate(id, 200),
 				"err", err)
 			return nil, newError(http.StatusBadRequest, errInvalidClient, publicCIMDError(err))
 		}

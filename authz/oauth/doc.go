@@ -12,6 +12,17 @@
 // package ratelimit), and a page where users withdraw the consents they
 // gave (consent.go). Rate limit and lockout state is kept per process.
 //
+// Clients come from four sources, resolved in this order by every endpoint
+// and by the ext_authz decision (clients.go, Server.ClientKnown):
+// pre-registered clients from the configuration (staticclients.go; never
+// written to the registry, a bcrypt-hashed secret, optional allowed
+// scopes; they win over a dynamic registration with the same id); Client
+// ID Metadata Documents, for an https client_id, fetched and cached by
+// package cimd; dynamic registrations in the registry; and, only in
+// development mode on a loopback issuer, any other plausible client id as
+// a public client (devmode.go raises every log line about one to WARN
+// with dev_mode=true).
+//
 // Every client, code, refresh token, consent and user lives in the registry,
 // so registrations and grants survive restarts. Only in-flight logins (the
 // pending authorization shown on a page and the browser's login session) are

@@ -24,31 +24,31 @@ import (
 // hashed with bcrypt when the server starts, and only the hash is kept.
 type StaticClient struct {
 	// ID is the client_id: 1 to 255 printable ASCII characters.
-	ID string
+	ID string `yaml:"id"`
 	// Name is shown on the login and consent pages.
-	Name string
+	Name string `yaml:"name"`
 	// SecretBcrypt is the bcrypt hash of the client secret
 	// (htpasswd -nbBC 10 "" secret | cut -d: -f2, say).
-	SecretBcrypt string
+	SecretBcrypt string `yaml:"secret_bcrypt"`
 	// SecretFile names a file holding the secret; one trailing newline is
 	// ignored.
-	SecretFile string
+	SecretFile string `yaml:"secret_file"`
 	// SecretEnv names an environment variable holding the secret.
-	SecretEnv string
+	SecretEnv string `yaml:"secret_env"`
 	// RedirectURIs are matched like registered ones (the port of a loopback
 	// http URI is ignored); at least one.
-	RedirectURIs []string
+	RedirectURIs []string `yaml:"redirect_uris"`
 	// Scopes, when not empty, are the only scopes the client may request
 	// (invalid_scope otherwise); without a scope parameter it gets these
 	// (within the resource's). Empty allows every scope of the resource.
-	Scopes []string
+	Scopes []string `yaml:"scopes"`
 	// GrantTypes default to authorization_code and refresh_token;
 	// authorization_code is required.
-	GrantTypes []string
+	GrantTypes []string `yaml:"grant_types"`
 	// TokenEndpointAuthMethod is none for a public client (the default
 	// without a secret), or client_secret_basic or client_secret_post;
 	// with a secret and no method both of these are accepted.
-	TokenEndpointAuthMethod string
+	TokenEndpointAuthMethod string `yaml:"token_endpoint_auth_method"`
 }
 
 // staticClient is a validated StaticClient.
