@@ -46,7 +46,7 @@ func ValidateClientIDURL(id string) error {
 		return errors.New("does not parse as a URL")
 	case u.User != nil:
 		return errors.New("must not have user info")
-	case u.Opaque != "" || u.Host == "" || u.Hostname() == "":
+	case u.Opaque != "" || u.Host == "" || strings.Trim(u.Hostname(), ".") == "":
 		return errors.New("needs a host")
 	case u.Port() == "0" || strings.HasSuffix(u.Host, ":"):
 		return errors.New("has an invalid port")
@@ -89,7 +89,8 @@ func hostOf(id string) (host string, ok bool) {
 	if i := strings.LastIndexByte(rest, ':'); i >= 0 {
 		rest = rest[:i]
 	}
-	return strings.TrimSuffix(rest, "."), rest != ""
+	rest = strings.TrimSuffix(rest, ".")
+	return rest, rest != ""
 }
 
 // domainPattern is an allow or deny list entry: an exact host, or with

@@ -36,6 +36,7 @@ func TestValidateClientIDURL(t *testing.T) {
 		{"port zero", "https://app.example.com:0/c", false},
 		{"empty port", "https://app.example.com:/c", false},
 		{"no host", "https:///c", false},
+		{"dot host", "https://./c", false},
 		{"too long", "https://app.example.com/" + strings.Repeat("a", MaxURLLen), false},
 		{"opaque", "https:app.example.com/c", false},
 	}
@@ -64,6 +65,8 @@ func TestHostOf(t *testing.T) {
 		{"https://u@app.example.com/c", "", false},
 		{"http://app.example.com/c", "", false},
 		{"https://[::1/c", "", false},
+		{"https://./c", "", false},
+		{"https://:443/c", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
