@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unsafe"
 )
 
 // The snapshot record encoding (version 1). Every record is its fields in
@@ -151,8 +150,6 @@ func (r *binReader) end() error {
 	}
 	return r.err
 }
-
-func bytesToString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // encodeBinary appends the snapshot encoding of obj, a pointer to a record.
 func encodeBinary(b []byte, obj any) []byte {

@@ -284,18 +284,19 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s.wmu.Lock()
 	c, err := s.write(fn)
-	s.wmu.Unlock()
 	if err != nil || c == nil {
 		return err
 	}
 	return <-c.done
 }
 
-// write runs fn and appends its record, holding wmu. It returns the commit to
-// wait for, or nil when there is nothing to wait for.
+// write runs fn and queues its record, holding wmu (released even if fn
+// panics). It returns the commit to wait for, or nil when there is nothing
+// to wait for.
 func (s *Store) write(fn func(tx *Txn) error) (*commit, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	if s.closed {
 		return nil, ErrClosed
 	}

@@ -380,3 +380,20 @@ func TestPutInvalid(t *testing.T) {
 		})
 	}
 }
+
+func TestUpdatePanicReleasesWriter(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	func() {
+		defer func() { recover() }()
+		s.Update(context.Background(), func(tx *Txn) error {
+			tx.PutClient(testClient("p"))
+			panic("boom")
+		})
+	}()
+	update(t, s, func(tx *Txn) error {
+		if tx.Client("p") != nil {
+			t.Errorf("the write of a panicking Update is visible")
+		}
+		return tx.PutClient(testClient("q"))
+	})
+}
