@@ -202,3 +202,27 @@ func TestCIMDSeededDocument(t *testing.T) {
 		t.Error("a seeded document was fetched")
 	}
 }
+
+// BenchmarkClientKnown measures the client check the ext_authz decision
+// makes for every request, for each kind of client.
+func BenchmarkClientKnown(b *testing.B) {
+	e := newEnv(b, withStatic(StaticClient{ID: "static-1",
+		RedirectURIs: []string{"http://127.0.0.1/cb"}}), func(c *Config) {
+		c.CIMD.AllowDomains = []string{"*.example.com"}
+	})
+	dynamic := e.publicClient("http://127.0.0.1/cb")
+	for _, bc := range []struct{ name, id string }{
+		{"configured", "static-1"},
+		{"document", "https://app.example.com/oauth/client.json"},
+		{"dynamic", dynamic},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if known, revoked := e.srv.ClientKnown(bc.id); !known || revoked {
+					b.Fatal("not known")
+				}
+			}
+		})
+	}
+}
