@@ -33,6 +33,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mcp-authz/mcp-authz/authz"
+	"github.com/mcp-authz/mcp-authz/authz/cimd"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -567,6 +568,17 @@ func attacks() []attackCase {
 		{"CIMD IP literal host", func(t *testing.T, e *env) outcome {
 			return e.cimdAuthorize(t, "https://127.0.0.1/client.json")
 		}, oauthError(400, "invalid_client")},
+		{"CIMD public host is dialed (control)", func(t *testing.T, e *env) outcome {
+			e.dns["client.example"] = []netip.Addr{netip.MustParseAddr("8.8.8.8")}
+			_, challenge := pkce()
+			q := url.Values{"response_type": {"code"},
+				"client_id":    {"https://client.example/oauth/client.json"},
+				"redirect_uri": {loopbackRedirect}, "code_challenge": {challenge},
+				"code_challenge_method": {"S256"}, "resource": {resMCP}}
+			resp, _ := e.get(e.browser(), "/authorize?"+q.Encode(), "Accept",
+				"application/json")
+			return outcome{resp.StatusCode, strings.Join(e.dialed(), " ")}
+		}, outcome{400, "8.8.8.8:443"}},
 	}
 }
 
@@ -696,7 +708,8 @@ func withWrite(build func(tok string) mcpCall) func(*testing.T, *env) outcome {
 }
 
 // cimdCase starts an authorization whose client id is a document URL on a
-// host the fake resolver maps to addrs.
+// host the fake resolver maps to addrs. The refusal must be the address
+// check's, made before any connection.
 func cimdCase(name string, addrs ...string) attackCase {
 	return attackCase{name, func(t *testing.T, e *env) outcome {
 		host := "client.attacker.example"
@@ -708,7 +721,8 @@ func cimdCase(name string, addrs ...string) attackCase {
 }
 
 // cimdAuthorize starts an authorization for a client id URL. A connection
-// attempt fails the case whatever the answer.
+// attempt, a redirect or a refusal for another reason than the address
+// fails the case whatever the answer.
 func (e *env) cimdAuthorize(t *testing.T, clientID string) outcome {
 	_, challenge := pkce()
 	q := url.Values{"response_type": {"code"}, "client_id": {clientID},
@@ -722,8 +736,14 @@ func (e *env) cimdAuthorize(t *testing.T, clientID string) outcome {
 	if loc := resp.Header.Get("Location"); loc != "" {
 		t.Errorf("redirected to %q", loc)
 	}
-	var got struct{ Error string }
+	var got struct {
+		Error       string
+		Description string `json:"error_description"`
+	}
 	_ = json.Unmarshal([]byte(body), &got)
+	if !strings.Contains(got.Description, cimd.ErrAddressRefused.Error()) {
+		t.Errorf("refused for another reason than the address: %q", got.Description)
+	}
 	return outcome{resp.StatusCode, got.Error}
 }
 
