@@ -25,8 +25,8 @@
 // instead writes and fsyncs inside the writer lock, before the memdb commit.
 //
 // A failed write or fsync makes every Update of that round (and any queued
-// after it) return an error wrapping ErrUnavailable; the failure is logged once until a write succeeds again.
-// Reads keep working. Before the next append the store cuts the log back to
+// after it) return an error wrapping ErrUnavailable; the failure is logged
+// once, until a write succeeds again. Reads keep working. Before the next append the store cuts the log back to
 // the last durable record (removing segments begun after it, truncating and
 // fsyncing the segment holding it), so a record whose write failed is never
 // replayed. After a failed fsync the disk's content is unknown: if the
