@@ -140,11 +140,19 @@ var (
 	benchDirs   = map[int]string{}
 )
 
+// TestMain removes the shared benchmark directories when the tests end.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, dir := range benchDirs {
+		os.RemoveAll(dir)
+	}
+	os.Exit(code)
+}
+
 // benchDir returns a data directory holding a snapshot of n clients, each
 // with one refresh token, and a short log after it. It is built once per
 // size and process, straight in the snapshot format (sorted like a store
-// writes it), and removed when the process ends only if the OS cleans /tmp:
-// callers share it.
+// writes it), shared by the benchmarks and removed by TestMain.
 func benchDir(b *testing.B, n int) string {
 	b.Helper()
 	benchDirsMu.Lock()
