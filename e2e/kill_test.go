@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestRegistrationsSurviveSIGKILL registers clients concurrently against the
@@ -40,7 +41,14 @@ func TestRegistrationsSurviveSIGKILL(t *testing.T) {
 			}
 		})
 	}
-	<-killAt
+	select {
+	case <-killAt:
+	case <-time.After(60 * time.Second):
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		t.Fatalf("only %d registrations acknowledged after 60s", n)
+	}
 	p.kill()
 	wg.Wait()
 

@@ -112,6 +112,11 @@ func newAuthzProc(t *testing.T, resources string, extra ...string) *authzProc {
 		"--admin-addr", "127.0.0.1:0",
 		"--metrics-addr", "127.0.0.1:0",
 		"--log-level", "debug",
+		// Every test client comes from 127.0.0.1; the limits have their
+		// own tests in authz/oauth and authz/ratelimit.
+		"--rate-limit-register", "off",
+		"--rate-limit-token", "off",
+		"--rate-limit-login", "off",
 	}, extra...)
 	p.env = append(os.Environ(), "MCP_AUTHZ_ADMIN_PASSWORD=admin-password")
 	t.Cleanup(func() {

@@ -24,6 +24,8 @@ type Metrics struct {
 	decisionLatency prometheus.Histogram
 	registrations   prometheus.Counter
 	tokens          *prometheus.CounterVec
+	rateLimited     *prometheus.CounterVec
+	devMode         *prometheus.CounterVec
 	fsyncLatency    prometheus.Histogram
 	snapshots       *prometheus.HistogramVec
 }
@@ -50,6 +52,14 @@ func New() *Metrics {
 			Namespace: namespace, Name: "tokens_issued_total",
 			Help: "Access tokens issued, by grant type.",
 		}, []string{"grant_type"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "rate_limited_total",
+			Help: "Requests refused by a rate limit or login lockout, by limit.",
+		}, []string{"limit"}),
+		devMode: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "dev_mode_uses_total",
+			Help: "Unknown clients let through by development mode, by where.",
+		}, []string{"where"}),
 		fsyncLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "wal_fsync_duration_seconds",
 			Help:    "Latency of write-ahead log fsyncs.",
@@ -62,7 +72,7 @@ func New() *Metrics {
 		}, []string{"result"}),
 	}
 	m.reg.MustRegister(m.decisions, m.decisionLatency, m.registrations, m.tokens,
-		m.fsyncLatency, m.snapshots,
+		m.rateLimited, m.devMode, m.fsyncLatency, m.snapshots,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -99,3 +109,9 @@ func (m *Metrics) Registered() { m.registrations.Inc() }
 
 // TokenIssued counts one access token issued with grantType.
 func (m *Metrics) TokenIssued(grantType string) { m.tokens.WithLabelValues(grantType).Inc() }
+
+// RateLimited counts one request refused by the named limit.
+func (m *Metrics) RateLimited(limit string) { m.rateLimited.WithLabelValues(limit).Inc() }
+
+// DevModeUsed counts one unknown client let through by development mode.
+func (m *Metrics) DevModeUsed(where string) { m.devMode.WithLabelValues(where).Inc() }

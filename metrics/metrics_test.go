@@ -18,6 +18,8 @@ func TestExposition(t *testing.T) {
 	m.ObserveDecision(&authz.Decision{Reason: authz.ReasonExpired}, 20*time.Microsecond)
 	m.Registered()
 	m.TokenIssued("refresh_token")
+	m.RateLimited("register")
+	m.DevModeUsed("authorize")
 	m.ObserveFsync(2 * time.Millisecond)
 	m.ObserveSnapshot(time.Second, errors.New("disk full"))
 
@@ -34,6 +36,8 @@ func TestExposition(t *testing.T) {
 		`mcp_authz_tokens_issued_total{grant_type="refresh_token"} 1`,
 		`mcp_authz_wal_fsync_duration_seconds_count 1`,
 		`mcp_authz_snapshot_duration_seconds_count{result="error"} 1`,
+		`mcp_authz_rate_limited_total{limit="register"} 1`,
+		`mcp_authz_dev_mode_uses_total{where="authorize"} 1`,
 		`go_goroutines`,
 	} {
 		t.Run(want, func(t *testing.T) {

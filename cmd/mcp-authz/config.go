@@ -7,12 +7,15 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/mcp-authz/mcp-authz/authz"
+	"github.com/mcp-authz/mcp-authz/authz/oauth"
+	"github.com/mcp-authz/mcp-authz/authz/ratelimit"
 )
 
 // envPrefix starts every environment variable the command reads.
@@ -20,9 +23,30 @@ const envPrefix = "MCP_AUTHZ_"
 
 // resourceConfig is one protected resource in the configuration file.
 type resourceConfig struct {
-	URL            string   `yaml:"url"`
-	Scopes         []string `yaml:"scopes"`
-	RequiredScopes []string `yaml:"required_scopes"`
+	URL            string            `yaml:"url"`
+	Scopes         []string          `yaml:"scopes"`
+	RequiredScopes []string          `yaml:"required_scopes"`
+	Rules          []authz.ScopeRule `yaml:"rules"`
+}
+
+// registrationConfig is the dynamic registration policy in the file.
+type registrationConfig struct {
+	Mode               string   `yaml:"mode"`
+	AllowRedirectHosts []string `yaml:"allow_redirect_hosts"`
+	DenyRedirectHosts  []string `yaml:"deny_redirect_hosts"`
+	MaxBodyBytes       int64    `yaml:"max_body_bytes"`
+	MaxRedirectURIs    int      `yaml:"max_redirect_uris"`
+	// InitialAccessTokensFile names a file with one initial access token
+	// per line (mode "token"); MCP_AUTHZ_INITIAL_ACCESS_TOKENS adds more.
+	InitialAccessTokensFile string `yaml:"initial_access_tokens_file"`
+}
+
+// rateLimitConfig holds the per-address limits, each "N/m:burst",
+// "N/h" or "off"; unset means the built-in default.
+type rateLimitConfig struct {
+	Register ratelimit.Limit `yaml:"register"`
+	Token    ratelimit.Limit `yaml:"token"`
+	Login    ratelimit.Limit `yaml:"login"`
 }
 
 // config is the effective configuration of `mcp-authz serve`.
@@ -40,9 +64,20 @@ type config struct {
 	RefreshTokenTTL time.Duration    `yaml:"refresh_token_ttl"`
 	CodeTTL         time.Duration    `yaml:"code_ttl"`
 
-	// AdminPassword comes from the environment only, never from a file or
-	// a flag that would show in a process listing.
-	AdminPassword string `yaml:"-"`
+	Registration registrationConfig `yaml:"registration"`
+	RateLimits   rateLimitConfig    `yaml:"rate_limits"`
+	// TrustedProxies may name the client address in X-Forwarded-For for
+	// rate limits and lockouts (CIDR prefixes).
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	// Clients holds pre-registered clients, the client ID metadata
+	// document settings and development mode.
+	Clients oauth.ClientSources `yaml:",inline"`
+
+	// AdminPassword and InitialAccessTokens come from the environment
+	// only, never from a flag that would show in a process listing.
+	AdminPassword       string   `yaml:"-"`
+	InitialAccessTokens []string `yaml:"-"`
 }
 
 // defaultConfig is the zero-configuration demo: mcp-authz on :9000/:9001
@@ -61,6 +96,9 @@ func defaultConfig() config {
 		AccessTokenTTL:  time.Hour,
 		RefreshTokenTTL: 30 * 24 * time.Hour,
 		CodeTTL:         2 * time.Minute,
+		Registration:    registrationConfig{Mode: oauth.RegistrationOpen},
+		// A sidecar or local Envoy forwards from loopback.
+		TrustedProxies: []string{"127.0.0.0/8", "::1/128"},
 	}
 }
 
@@ -97,6 +135,56 @@ func durationSetting(name, usage string, field func(*config) *time.Duration) set
 	}
 }
 
+func boolSetting(name, usage string, field func(*config) *bool) setting {
+	return setting{
+		name:  name,
+		usage: usage,
+		set: func(c *config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return err
+			}
+			*field(c) = b
+			return nil
+		},
+		get: func(c *config) string { return strconv.FormatBool(*field(c)) },
+	}
+}
+
+func limitSetting(name, usage string, field func(*config) *ratelimit.Limit) setting {
+	return setting{
+		name:  name,
+		usage: usage,
+		set:   func(c *config, v string) error { return field(c).UnmarshalText([]byte(v)) },
+		get: func(c *config) string {
+			if l := *field(c); l != (ratelimit.Limit{}) {
+				return l.String()
+			}
+			return "default"
+		},
+	}
+}
+
+func listSetting(name, usage string, field func(*config) *[]string) setting {
+	return setting{
+		name:  name,
+		usage: usage,
+		set:   func(c *config, v string) error { *field(c) = splitList(v); return nil },
+		get:   func(c *config) string { return strings.Join(*field(c), ",") },
+	}
+}
+
+// splitList splits a comma-separated value, dropping empty elements.
+func splitList(v string) []string {
+	var out []string
+	for _, e := range strings.Split(v, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // settings lists every flag and environment variable of `serve`.
 var settings = []setting{
 	stringSetting("data-dir", "data directory of the registry",
@@ -108,10 +196,8 @@ var settings = []setting{
 		usage: "comma-separated protected resource URLs (MCP endpoints as clients see them)",
 		set: func(c *config, v string) error {
 			c.Resources = nil
-			for _, u := range strings.Split(v, ",") {
-				if u = strings.TrimSpace(u); u != "" {
-					c.Resources = append(c.Resources, resourceConfig{URL: u})
-				}
+			for _, u := range splitList(v) {
+				c.Resources = append(c.Resources, resourceConfig{URL: u})
 			}
 			return nil
 		},
@@ -141,6 +227,18 @@ var settings = []setting{
 		func(c *config) *time.Duration { return &c.RefreshTokenTTL }),
 	durationSetting("code-ttl", "lifetime of authorization codes",
 		func(c *config) *time.Duration { return &c.CodeTTL }),
+	stringSetting("registration-mode", "dynamic registration: open, token or closed",
+		func(c *config) *string { return &c.Registration.Mode }),
+	limitSetting("rate-limit-register", "registrations per client address (N/m:burst or off)",
+		func(c *config) *ratelimit.Limit { return &c.RateLimits.Register }),
+	limitSetting("rate-limit-token", "token requests per client address (N/m:burst or off)",
+		func(c *config) *ratelimit.Limit { return &c.RateLimits.Token }),
+	limitSetting("rate-limit-login", "login attempts per client address (N/m:burst or off)",
+		func(c *config) *ratelimit.Limit { return &c.RateLimits.Login }),
+	listSetting("trusted-proxies", "comma-separated CIDR prefixes whose X-Forwarded-For is believed",
+		func(c *config) *[]string { return &c.TrustedProxies }),
+	boolSetting("dev-mode", "accept unknown client ids (loopback issuer only; never in production)",
+		func(c *config) *bool { return &c.Clients.DevMode }),
 }
 
 // envName returns the environment variable of a flag name.
@@ -202,6 +300,7 @@ func loadConfig(args []string, getenv func(string) string,
 		return config{}, nil, flagErr
 	}
 	cfg.AdminPassword = getenv(envPrefix + "ADMIN_PASSWORD")
+	cfg.InitialAccessTokens = splitList(getenv(envPrefix + "INITIAL_ACCESS_TOKENS"))
 	return cfg, fs.Args(), cfg.validate()
 }
 
@@ -244,6 +343,9 @@ func (c config) validate() error {
 			return fmt.Errorf("%s must be positive, got %s", name, d)
 		}
 	}
+	if _, err := ratelimit.ParsePrefixes(c.TrustedProxies); err != nil {
+		return fmt.Errorf("trusted proxies: %w", err)
+	}
 	return c.authzConfig().Validate()
 }
 
@@ -261,7 +363,7 @@ func (c config) authzConfig() authz.Config {
 	ac := authz.Config{Issuer: c.Issuer, AccessTokenTTL: c.AccessTokenTTL}
 	for _, r := range c.Resources {
 		ac.Resources = append(ac.Resources, authz.Resource{
-			URL: r.URL, Scopes: r.Scopes, RequiredScopes: r.RequiredScopes,
+			URL: r.URL, Scopes: r.Scopes, RequiredScopes: r.RequiredScopes, Rules: r.Rules,
 		})
 	}
 	return ac.WithDefaults()
@@ -274,5 +376,50 @@ func (c config) logAttrs() []any {
 	for _, s := range settings {
 		attrs = append(attrs, strings.ReplaceAll(s.name, "-", "_"), s.get(&c))
 	}
-	return append(attrs, "admin_password_from_env", c.AdminPassword != "")
+	return append(attrs,
+		"admin_password_from_env", c.AdminPassword != "",
+		"initial_access_tokens", len(c.InitialAccessTokens),
+		"preregistered_clients", len(c.Clients.StaticClients),
+		"client_id_metadata_documents", !c.Clients.DisableCIMD,
+		"registration_policy_file_tokens", c.Registration.InitialAccessTokensFile != "")
+}
+
+// oauthConfig is the authorization server's configuration.
+func (c config) oauthConfig() (oauth.Config, error) {
+	proxies, err := ratelimit.ParsePrefixes(c.TrustedProxies)
+	if err != nil {
+		return oauth.Config{}, fmt.Errorf("trusted proxies: %w", err)
+	}
+	tokens := c.InitialAccessTokens
+	if f := c.Registration.InitialAccessTokensFile; f != "" {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return oauth.Config{}, fmt.Errorf("reading initial access tokens: %w", err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				tokens = append(tokens, line)
+			}
+		}
+	}
+	return oauth.Config{
+		Config:     c.authzConfig(),
+		CodeTTL:    c.CodeTTL,
+		RefreshTTL: c.RefreshTokenTTL,
+		Registration: oauth.RegistrationPolicy{
+			Mode:                c.Registration.Mode,
+			InitialAccessTokens: tokens,
+			AllowRedirectHosts:  c.Registration.AllowRedirectHosts,
+			DenyRedirectHosts:   c.Registration.DenyRedirectHosts,
+			MaxBodyBytes:        c.Registration.MaxBodyBytes,
+			MaxRedirectURIs:     c.Registration.MaxRedirectURIs,
+		},
+		RateLimits: oauth.RateLimits{
+			Register: c.RateLimits.Register,
+			Token:    c.RateLimits.Token,
+			Login:    c.RateLimits.Login,
+		},
+		TrustedProxies: proxies,
+		ClientSources:  c.Clients,
+	}, nil
 }

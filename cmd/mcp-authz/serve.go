@@ -114,12 +114,21 @@ func newApp(ctx context.Context, cfg config, store *registry.Store, m *metrics.M
 			"it is shown only this once", "user", "admin", "password", password)
 	}
 
-	as, err := oauth.NewServer(oauth.Config{
-		Config: ac, CodeTTL: cfg.CodeTTL, RefreshTTL: cfg.RefreshTokenTTL,
-	}, store, keys, tokens, logger)
+	oc, err := cfg.oauthConfig()
+	if err != nil {
+		return nil, err
+	}
+	oc.OnRegistration = m.Registered
+	oc.OnTokenIssued = m.TokenIssued
+	oc.OnRateLimited = m.RateLimited
+	oc.OnDevModeUse = m.DevModeUsed
+	as, err := oauth.NewServer(oc, store, keys, tokens, logger)
 	if err != nil {
 		return nil, fmt.Errorf("creating the authorization server: %w", err)
 	}
+	// Pre-registered, metadata-document and development-mode clients are
+	// known to the decision through the authorization server.
+	decider.SetClientLookup(as)
 
 	observe := envoy.Options{Observe: m.ObserveDecision}
 	a := &app{cfg: cfg, store: store, logger: logger, ready: make(chan struct{})}
