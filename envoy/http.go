@@ -139,7 +139,16 @@ func httpHeader(r *http.Request, host string) func(string) string {
 		if name == "host" {
 			return host
 		}
-		return r.Header.Get(name)
+		// Repeated lines are joined, as Envoy's headers map joins them, so
+		// the decision sees every value rather than the first.
+		switch vs := r.Header.Values(name); len(vs) {
+		case 0:
+			return ""
+		case 1:
+			return vs[0]
+		default:
+			return strings.Join(vs, ",")
+		}
 	}
 }
 

@@ -31,17 +31,28 @@ func newEnvoyHeaders(h *authv3.AttributeContext_HttpRequest) envoyHeaders {
 	return envoyHeaders{m: h.GetHeaders()}
 }
 
-// get returns the first value of the lower-cased header name, or "".
+// get returns the value of the lower-cased header name, or "". Repeated
+// header lines are joined with commas, as Envoy's headers map joins them, so
+// a decision never sees only the first of two disagreeing values (a client
+// could otherwise send "Mcp-Name: echo" and "Mcp-Name: delete_everything"
+// and have the upstream act on the second).
 func (e envoyHeaders) get(name string) string {
 	if e.raw == nil {
 		return e.m[name]
 	}
+	var joined string
+	found := false
 	for _, h := range e.raw {
-		if strings.EqualFold(h.GetKey(), name) {
-			return rawValue(h)
+		if !strings.EqualFold(h.GetKey(), name) {
+			continue
+		}
+		if found {
+			joined += "," + rawValue(h)
+		} else {
+			joined, found = rawValue(h), true
 		}
 	}
-	return ""
+	return joined
 }
 
 // or returns v, or the header name when v is "".
