@@ -164,7 +164,7 @@ func TestCheckTranslatesRequest(t *testing.T) {
 				)
 			}),
 			want: func(w *seenRequest) {
-				w.Headers = map[string]string{"content-type": "application/json", "x-custom": "one"}
+				w.Headers = map[string]string{"content-type": "application/json", "x-custom": "one,two"}
 			},
 		},
 		{
