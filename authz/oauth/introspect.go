@@ -23,23 +23,8 @@ type introspection struct {
 // protected resources do not introspect: the ext_authz decision verifies
 // tokens itself.)
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
-	noStore(w.Header())
-	if !allowMethods(w, r, http.MethodPost) {
-		return
-	}
-	form, e := parseClientForm(w, r)
-	if e != nil {
-		writeOAuthError(w, e)
-		return
-	}
-	c, e := s.authenticateClient(r, form)
-	if e != nil {
-		writeClientError(w, r, e)
-		return
-	}
-	raw := form.Get("token")
-	if raw == "" {
-		writeOAuthError(w, badRequest(errInvalidRequest, "token is required"))
+	c, raw, ok := s.tokenRequest(w, r)
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, s.introspect(raw, c.ID))

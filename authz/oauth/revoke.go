@@ -12,23 +12,8 @@ import (
 // revokes that token. Tokens that are unknown or belong to another client
 // are answered 200 like any other (RFC 7009 §2.2).
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	noStore(w.Header())
-	if !allowMethods(w, r, http.MethodPost) {
-		return
-	}
-	form, e := parseClientForm(w, r)
-	if e != nil {
-		writeOAuthError(w, e)
-		return
-	}
-	c, e := s.authenticateClient(r, form)
-	if e != nil {
-		writeClientError(w, r, e)
-		return
-	}
-	raw := form.Get("token")
-	if raw == "" {
-		writeOAuthError(w, badRequest(errInvalidRequest, "token is required"))
+	c, raw, ok := s.tokenRequest(w, r)
+	if !ok {
 		return
 	}
 	now := s.now().UTC()
@@ -56,4 +41,31 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("token revoked", "client_id", c.ID, "token", fingerprint(raw))
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// tokenRequest reads a client-authenticated request about one token
+// (revocation, introspection). It answers the request itself and returns
+// false when the method, the form, the client or the token is wrong.
+func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request) (*registry.Client,
+	string, bool) {
+	noStore(w.Header())
+	if !allowMethods(w, r, http.MethodPost) {
+		return nil, "", false
+	}
+	form, e := parseClientForm(w, r)
+	if e != nil {
+		writeOAuthError(w, e)
+		return nil, "", false
+	}
+	c, e := s.authenticateClient(r, form)
+	if e != nil {
+		writeClientError(w, r, e)
+		return nil, "", false
+	}
+	raw := form.Get("token")
+	if raw == "" {
+		writeOAuthError(w, badRequest(errInvalidRequest, "token is required"))
+		return nil, "", false
+	}
+	return c, raw, true
 }
