@@ -38,7 +38,7 @@ var oauthPaths = []string{
 var identityHeaders = []string{"X-Mcp-Client-Id", "X-Mcp-Subject", "X-Mcp-Scope"}
 
 // exampleDirs are the deployment examples; each must have a README.md.
-var exampleDirs = []string{"nginx", "caddy", "traefik", "kubernetes", "istio"}
+var exampleDirs = []string{"nginx", "caddy", "traefik", "kubernetes", "istio", "demo-mcp-server"}
 
 // checks are run against the repository and against broken copies.
 var checks = []struct {
