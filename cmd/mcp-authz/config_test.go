@@ -120,3 +120,36 @@ func TestLogAttrsHoldNoSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMEConfigExample loads the configuration file shown in the README,
+// so the documentation cannot drift from the keys the program reads.
+func TestREADMEConfigExample(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "A configuration file with everything")
+	if !ok {
+		t.Fatal("README lost its configuration example")
+	}
+	_, rest, _ = strings.Cut(rest, "```yaml\n")
+	example, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("README configuration example is not a closed yaml block")
+	}
+	file := filepath.Join(t.TempDir(), "example.yaml")
+	if err := os.WriteFile(file, []byte(example), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := loadConfig([]string{"--config", file}, func(string) string { return "" }, nil)
+	if err != nil {
+		t.Fatalf("README example does not load: %v", err)
+	}
+	if len(cfg.Resources) != 1 || len(cfg.Resources[0].Rules) != 2 ||
+		len(cfg.Clients.StaticClients) != 1 || cfg.Clients.CIMD.Seed == nil {
+		t.Errorf("README example lost parts on the way: %+v", cfg)
+	}
+	if _, err := cfg.oauthConfig(); err != nil {
+		t.Errorf("README example makes no oauth config: %v", err)
+	}
+}
