@@ -124,3 +124,21 @@ func TestDamagedLogWithRealBinary(t *testing.T) {
 		t.Errorf("data verify after repair: %v\n%s", err, out)
 	}
 }
+
+// TestSecondProcessRefused starts a second server on a data directory that
+// a running one holds.
+func TestSecondProcessRefused(t *testing.T) {
+	p := newAuthzProc(t, "http://127.0.0.1:1/mcp")
+	p.start()
+	second := newAuthzProc(t, "http://127.0.0.1:1/mcp")
+	second.dataDir = p.dataDir
+	for i, a := range second.args {
+		if a == "--data-dir" {
+			second.args[i+1] = p.dataDir
+		}
+	}
+	said := second.startFails(t)
+	if !strings.Contains(said, p.dataDir) || !strings.Contains(said, "another") {
+		t.Errorf("second process did not say the directory is in use:\n%s", said)
+	}
+}
