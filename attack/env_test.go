@@ -121,6 +121,12 @@ func config(issuer string) authz.Config {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvOptions(t, registry.Options{Logger: discard()})
+}
+
+// newEnvOptions is newEnv with the registry opened with opts.
+func newEnvOptions(t *testing.T, opts registry.Options) *env {
+	t.Helper()
 	e := &env{t: t, dns: map[string][]netip.Addr{}}
 	var handler http.Handler = http.NotFoundHandler()
 	e.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -130,7 +136,7 @@ func newEnv(t *testing.T) *env {
 	e.issuer = e.ts.URL
 
 	var err error
-	e.store, err = registry.Open(t.Context(), t.TempDir(), registry.Options{Logger: discard()})
+	e.store, err = registry.Open(t.Context(), t.TempDir(), opts)
 	if err != nil {
 		t.Fatalf("opening registry: %v", err)
 	}

@@ -321,7 +321,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req authReque
 		return tx.PutAuthCode(ac)
 	})
 	if err != nil {
-		s.log.Error("storing authorization code", "client_id", req.clientID, "err", err)
+		s.logStoreError("storing authorization code", "client_id", req.clientID, "err", err)
 		s.redirectError(w, r, req, storeError(err))
 		return
 	}

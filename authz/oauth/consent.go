@@ -133,7 +133,7 @@ func (s *Server) handleConsentRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	grants, err := s.withdrawConsent(r.Context(), sess.subject, clientID)
 	if err != nil {
-		s.log.Error("withdrawing consent", "user", sess.subject, "client_id", clientID,
+		s.logStoreError("withdrawing consent", "user", sess.subject, "client_id", clientID,
 			"err", err)
 		s.renderError(w, r, storeError(err))
 		return

@@ -1,8 +1,10 @@
 package oauth
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 
 	"github.com/mcp-authz/mcp-authz/registry"
@@ -52,6 +54,19 @@ func storeError(err error) *oauthError {
 			"the authorization server cannot store changes right now; retry later")
 	}
 	return newError(http.StatusInternalServerError, errServerError, "internal error")
+}
+
+// logStoreError logs a failed registry write. A disk that refuses writes is
+// logged once by the registry itself, so each request it fails is only a
+// debug line here; anything else is an error.
+func (s *Server) logStoreError(msg string, args ...any) {
+	level := slog.LevelError
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, registry.ErrUnavailable) {
+			level = slog.LevelDebug
+		}
+	}
+	s.log.Log(context.Background(), level, msg, args...)
 }
 
 // noStore marks a response as never cacheable (RFC 6749 §5.1).

@@ -160,7 +160,7 @@ func (s *Server) updateRegistration(w http.ResponseWriter, r *http.Request,
 		writeManageUnauthorized(w, true)
 		return
 	case err != nil:
-		s.log.Error("updating client", "client_id", c.ID, "err", err)
+		s.logStoreError("updating client", "client_id", c.ID, "err", err)
 		writeOAuthError(w, storeError(err))
 		return
 	}
@@ -225,7 +225,7 @@ func (s *Server) deleteRegistration(w http.ResponseWriter, r *http.Request,
 		writeManageUnauthorized(w, true)
 		return
 	case err != nil:
-		s.log.Error("deleting client", "client_id", c.ID, "err", err)
+		s.logStoreError("deleting client", "client_id", c.ID, "err", err)
 		writeOAuthError(w, storeError(err))
 		return
 	}

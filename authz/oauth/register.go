@@ -129,7 +129,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return tx.PutClient(c)
 	})
 	if err != nil {
-		s.log.Error("storing client", "err", err)
+		s.logStoreError("storing client", "err", err)
 		writeOAuthError(w, storeError(err))
 		return
 	}

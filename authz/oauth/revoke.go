@@ -34,7 +34,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	if write != nil {
 		if err := s.store.Update(r.Context(), write); err != nil {
-			s.log.Error("revoking token", "client_id", c.ID, "err", err)
+			s.logStoreError("revoking token", "client_id", c.ID, "err", err)
 			writeOAuthError(w, storeError(err))
 			return
 		}

@@ -145,7 +145,7 @@ func (s *Server) exchangeCode(ctx context.Context, c *registry.Client,
 		return nil
 	})
 	if err != nil {
-		s.log.Error("redeeming code", "client_id", c.ID, "err", err)
+		s.logStoreError("redeeming code", "client_id", c.ID, "err", err)
 		return nil, storeError(err)
 	}
 	switch outcome {
@@ -224,7 +224,7 @@ func (s *Server) refresh(ctx context.Context, c *registry.Client,
 		return tx.PutRefreshToken(next)
 	})
 	if err != nil {
-		s.log.Error("rotating refresh token", "client_id", c.ID, "err", err)
+		s.logStoreError("rotating refresh token", "client_id", c.ID, "err", err)
 		return nil, storeError(err)
 	}
 	switch outcome {
@@ -330,7 +330,7 @@ func (s *Server) revokeReplayed(ctx context.Context, grantID, what, fp string) {
 		return revokeGrantTx(tx, grantID, now, s.revocationTTL())
 	})
 	if err != nil {
-		s.log.Error("revoking replayed grant", "grant_id", grantID, "err", err)
+		s.logStoreError("revoking replayed grant", "grant_id", grantID, "err", err)
 		return
 	}
 	s.log.Warn(what+" replayed; grant revoked", "grant_id", grantID, "token", fp)
