@@ -176,28 +176,39 @@ func TestRealDeciderOverGRPC(t *testing.T) {
 	}
 }
 
-// TestRealDeciderOverHTTP runs nginx- and Traefik-shaped subrequests through
-// the HTTP handler backed by the production Decider.
+// TestRealDeciderOverHTTP runs nginx-, Traefik- and Envoy-shaped
+// subrequests through the HTTP checks, mounted as mcp-authz mounts them and
+// backed by the production Decider.
 func TestRealDeciderOverHTTP(t *testing.T) {
 	t.Parallel()
 	decider, mint := realDecider(t)
 	good := "Bearer " + mint("client-1", "mcp:tools")
-	h := NewHTTPHandler(decider, discard, checkPrefix)
+	h := http.NewServeMux()
+	MountHTTPChecks(h, decider, discard)
 
 	tests := []struct {
 		name       string
 		req        *http.Request
 		wantStatus int
 	}{
-		{"nginx, valid token", subrequest("GET", checkPrefix, "mcp-authz:9000", "",
+		{"nginx, valid token", subrequest("GET", NginxCheckPath, "mcp-authz:9000", "",
 			"X-Original-URI", "/mcp", "X-Original-Method", "POST",
 			"X-Original-Host", "localhost:8080", "Authorization", good), 200},
-		{"traefik, two tokens", subrequest("GET", checkPrefix, "mcp-authz:9000", "",
+		{"traefik, two tokens", subrequest("GET", ForwardAuthCheckPath, "mcp-authz:9000", "",
 			"X-Forwarded-Uri", "/mcp", "X-Forwarded-Method", "POST",
 			"X-Forwarded-Host", "localhost:8080", "X-Forwarded-Proto", "http",
 			"Authorization", good, "Authorization", good), 400},
 		{"envoy http_service, no token", subrequest("POST", checkPrefix+"/mcp",
 			"localhost:8080", ""), 401},
+		// A client of Caddy or Traefik asks for another host and path, and
+		// names the protected resource in nginx's headers: its token must be
+		// judged against the request it really makes.
+		{"forward_auth, resource named in nginx's headers", subrequest("GET",
+			ForwardAuthCheckPath, "mcp-authz:9000", "",
+			"X-Forwarded-Uri", "/admin", "X-Forwarded-Method", "POST",
+			"X-Forwarded-Host", "other:8080", "X-Forwarded-Proto", "http",
+			"X-Original-URI", "/mcp", "X-Original-Method", "POST",
+			"X-Original-Host", "localhost:8080", "Authorization", good), 403},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

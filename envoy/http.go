@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,42 +19,115 @@ const maxCheckBody = 64 << 10
 // request headers to drop before the request goes upstream.
 const HeaderRemove = "x-envoy-auth-headers-to-remove"
 
-// httpHandler answers HTTP authorization subrequests (see NewHTTPHandler).
-type httpHandler struct {
-	checker Checker
-	logger  *slog.Logger
-	prefix  string
-	opts    Options
-	ids     *idSource
+// The paths MountHTTPChecks serves the HTTP checks at, one per proxy family.
+// Each handler reads only its own family's headers, so a header that one
+// proxy passes through from the client cannot stand in for one that another
+// proxy sets. The proxy paths lie outside EnvoyCheckPrefix: no original path
+// that Envoy appends to its path_prefix can reach them.
+const (
+	// EnvoyCheckPrefix is the path_prefix for Envoy's http_service mode:
+	// Envoy asks about /mcp?x=1 at /ext_authz/mcp?x=1.
+	EnvoyCheckPrefix = "/ext_authz"
+	// NginxCheckPath is the URI that nginx's auth_request location proxies
+	// to (see NginxAuthRequest).
+	NginxCheckPath = "/check/nginx"
+	// ForwardAuthCheckPath is the URI of Caddy's forward_auth and the address
+	// path of Traefik's forwardAuth (see ForwardAuth).
+	ForwardAuthCheckPath = "/check/forward"
+)
+
+// HeaderConvention names the headers in which a proxy tells the HTTP check
+// which request it asks about (see NewProxyCheckHandler).
+type HeaderConvention int
+
+const (
+	// conventionEnvoy is Envoy's http_service mode (NewHTTPHandler): the
+	// original request is the subrequest itself, its path behind a prefix.
+	conventionEnvoy HeaderConvention = iota
+
+	// NginxAuthRequest is nginx auth_request's convention: the original
+	// request in X-Original-Method, X-Original-URI and X-Original-Host (the
+	// Host header when X-Original-Host is absent), which the check location
+	// sets with proxy_set_header.
+	NginxAuthRequest
+
+	// ForwardAuth is the convention of Caddy's forward_auth and Traefik's
+	// forwardAuth: the original request in X-Forwarded-Method,
+	// X-Forwarded-Uri and X-Forwarded-Host (the first of a list; the Host
+	// header when absent), which the proxy sets itself.
+	ForwardAuth
+)
+
+// String returns the convention's name as logs show it.
+func (c HeaderConvention) String() string {
+	switch c {
+	case conventionEnvoy:
+		return "envoy_http_service"
+	case NginxAuthRequest:
+		return "nginx_auth_request"
+	case ForwardAuth:
+		return "forward_auth"
+	}
+	return "HeaderConvention(" + strconv.Itoa(int(c)) + ")"
 }
 
-// NewHTTPHandler returns a handler that answers HTTP authorization
-// subrequests from Envoy's http_service mode, nginx auth_request, Caddy
-// forward_auth and Traefik forwardAuth by asking checker.
+// originalHeaders are the names under which a convention carries the
+// original method, URI and host.
+type originalHeaders struct{ method, uri, host string }
+
+// headersOf returns the header names of a proxy convention; ok is false for
+// Envoy's and for unknown conventions.
+func headersOf(c HeaderConvention) (originalHeaders, bool) {
+	switch c {
+	case NginxAuthRequest:
+		return originalHeaders{"X-Original-Method", "X-Original-Uri", "X-Original-Host"}, true
+	case ForwardAuth:
+		return originalHeaders{"X-Forwarded-Method", "X-Forwarded-Uri", "X-Forwarded-Host"}, true
+	}
+	return originalHeaders{}, false
+}
+
+// reasonNoOriginal marks the answer to a proxy subrequest that does not
+// name its original request unambiguously: a missing, repeated or malformed
+// method, URI or host header means a proxy configured wrongly.
+const reasonNoOriginal authz.Reason = "original_request_unknown"
+
+// httpHandler answers HTTP authorization subrequests (see NewHTTPHandler and
+// NewProxyCheckHandler).
+type httpHandler struct {
+	checker    Checker
+	logger     *slog.Logger
+	convention HeaderConvention
+	prefix     string          // conventionEnvoy only
+	names      originalHeaders // proxy conventions only
+	opts       Options
+	ids        *idSource
+}
+
+// NewHTTPHandler returns a handler that answers the HTTP authorization
+// subrequests of Envoy's http_service mode by asking checker. (nginx, Caddy
+// and Traefik use NewProxyCheckHandler.)
 //
-// The original request is read from these sources, the first one present
-// winning:
+// The original request is the subrequest itself:
 //
-//	method  X-Original-Method (nginx), X-Forwarded-Method (Caddy, Traefik),
-//	        the subrequest's method (Envoy)
-//	path    X-Original-URI (nginx), X-Forwarded-Uri (Caddy, Traefik),
-//	        the subrequest's path with prefix cut off (Envoy's path_prefix)
-//	host    X-Original-Host (nginx), X-Forwarded-Host (Caddy, Traefik),
-//	        the Host header (Envoy, and nginx when it keeps Host)
+//	method  the subrequest's method
+//	path    the subrequest's path and query, still escaped, with prefix cut
+//	        off (Envoy's path_prefix)
+//	host    the Host header
 //	scheme  X-Forwarded-Proto, else https on a TLS connection, else http
 //	id      X-Request-Id, else a generated one
+//	body    the subrequest's body, partial when x-envoy-auth-partial-body
+//	        says so or when it is longer than 64 KiB
 //
-// Authorization values are passed on separately, as the proxy sent them.
-// The proxy must set these headers itself, overwriting any copies from the
-// client: a client that can choose X-Forwarded-Host can choose the resource
-// its token is checked against. (Envoy sends only the headers its
-// allowed_headers lists; keep the X-Original-* and X-Forwarded-* names out of
-// it.)
+// X-Original-* and X-Forwarded-Method, -Uri and -Host are never read, so a
+// client header that Envoy's allowed_headers lets through cannot change the
+// request the token is judged against. Authorization values are passed on
+// separately, as Envoy sent them.
 //
-// When neither X-Original-URI nor X-Forwarded-Uri is present, the request
-// path must start with prefix (a path segment boundary follows it), else the
-// handler answers 404. Mount the handler at prefix and at prefix+"/" without
-// http.StripPrefix; an empty prefix hands the whole path on.
+// The request path must start with prefix (a path segment boundary follows
+// it), else the handler answers 404. Mount the handler at prefix and at
+// prefix+"/" without http.StripPrefix (MountHTTPChecks does); an empty
+// prefix hands the whole path on.
 //
 // An allowed request gets 200 with the x-mcp-client-id, x-mcp-subject and
 // x-mcp-scope headers and "x-envoy-auth-headers-to-remove: authorization". A
@@ -63,28 +137,104 @@ type httpHandler struct {
 // read 5xx as an outage.
 func NewHTTPHandler(checker Checker, logger *slog.Logger, prefix string,
 	opts ...Options) http.Handler {
+	h := newHTTPHandler(checker, logger, conventionEnvoy, opts)
+	h.prefix = strings.TrimSuffix(prefix, "/")
+	return h
+}
+
+// NewProxyCheckHandler returns a handler that answers the authorization
+// subrequests of a proxy that names the original request in headers, by
+// asking checker. convention says which headers: NginxAuthRequest for nginx
+// auth_request, ForwardAuth for Caddy forward_auth and Traefik forwardAuth.
+// It panics on any other convention.
+//
+// The handler reads only its convention's headers for the original method,
+// URI and host; the other convention's names are ignored, so a client header
+// that one proxy passes through cannot decide the request. The scheme is
+// X-Forwarded-Proto, else https on a TLS connection, else http; the
+// decision id is X-Request-Id, else a generated one. The subrequest's own
+// method and path are not read: mount the handler at one exact path
+// (MountHTTPChecks uses NginxCheckPath and ForwardAuthCheckPath).
+//
+// The method and URI headers must be present, the URI starting with "/",
+// and the method, URI, host and X-Forwarded-Proto headers sent at most once
+// each (the proxy replaces the client's copies, it does not add); otherwise
+// the proxy is configured wrongly and the handler answers 500 with the
+// reason original_request_unknown, without asking checker (nginx turns it
+// into 500, Caddy and Traefik pass it to the client: the request is never
+// let through). Answers are otherwise those of NewHTTPHandler.
+func NewProxyCheckHandler(checker Checker, logger *slog.Logger, convention HeaderConvention,
+	opts ...Options) http.Handler {
+	names, ok := headersOf(convention)
+	if !ok {
+		panic("envoy: NewProxyCheckHandler: unknown " + convention.String())
+	}
+	h := newHTTPHandler(checker, logger, convention, opts)
+	h.names = names
+	return h
+}
+
+func newHTTPHandler(checker Checker, logger *slog.Logger, convention HeaderConvention,
+	opts []Options) *httpHandler {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	return &httpHandler{
 		checker: checker,
-		logger:  logger.With("component", "envoy.http"),
-		prefix:  strings.TrimSuffix(prefix, "/"),
-		opts:    merge(opts),
-		ids:     newIDSource(),
+		logger: logger.With("component", "envoy.http",
+			"convention", convention.String()),
+		convention: convention,
+		opts:       merge(opts),
+		ids:        newIDSource(),
 	}
+}
+
+// MountHTTPChecks serves the HTTP checks on mux, one handler per proxy
+// family, all asking checker:
+//
+//	EnvoyCheckPrefix and below   Envoy http_service (NewHTTPHandler)
+//	NginxCheckPath               nginx auth_request (NginxAuthRequest)
+//	ForwardAuthCheckPath         Caddy forward_auth, Traefik forwardAuth
+//	                             (ForwardAuth)
+//
+// The proxy paths are exact: a path below them is not a check.
+func MountHTTPChecks(mux *http.ServeMux, checker Checker, logger *slog.Logger,
+	opts ...Options) {
+	envoyCheck := NewHTTPHandler(checker, logger, EnvoyCheckPrefix, opts...)
+	// The prefix itself (Envoy asking about "/") and every path below it,
+	// with no redirect in between.
+	mux.Handle(EnvoyCheckPrefix, envoyCheck)
+	mux.Handle(EnvoyCheckPrefix+"/", envoyCheck)
+	mux.Handle(NginxCheckPath, NewProxyCheckHandler(checker, logger, NginxAuthRequest, opts...))
+	mux.Handle(ForwardAuthCheckPath, NewProxyCheckHandler(checker, logger, ForwardAuth, opts...))
 }
 
 // ServeHTTP answers one authorization subrequest.
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	req, ok := h.request(r)
-	if !ok {
-		http.NotFound(w, r)
-		return
+	var (
+		req *authz.Request
+		bad string
+	)
+	if h.convention == conventionEnvoy {
+		var ok bool
+		if req, ok = h.envoyRequest(r); !ok {
+			http.NotFound(w, r)
+			return
+		}
+	} else {
+		req, bad = h.proxyRequest(r)
 	}
 
-	d := decide(r.Context(), h.checker, req, h.logger)
+	var d *authz.Decision
+	if bad != "" {
+		h.logger.Warn("subrequest does not name its original request; "+
+			"check the proxy's configuration", "decision_id", req.DecisionID, "header", bad)
+		d = &authz.Decision{Reason: reasonNoOriginal, Status: http.StatusInternalServerError,
+			Body: errorBody("server_error", reasonNoOriginal)}
+	} else {
+		d = decide(r.Context(), h.checker, req, h.logger)
+	}
 	if d.Allow {
 		h.writeAllow(w, req.DecisionID, d)
 	} else {
@@ -93,19 +243,74 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	observe(r.Context(), h.logger, &h.opts, req.DecisionID, d, start)
 }
 
-// request translates a subrequest into an authz.Request. It reports false
-// when the original path can be found neither in a header nor after prefix.
-func (h *httpHandler) request(r *http.Request) (*authz.Request, bool) {
-	path := firstNonEmpty(r.Header.Get("X-Original-URI"), r.Header.Get("X-Forwarded-Uri"))
-	if path == "" {
-		var ok bool
-		if path, ok = cutPrefix(requestURI(r), h.prefix); !ok {
-			return nil, false
-		}
+// envoyRequest translates an Envoy http_service subrequest. It reports false
+// when the path does not start with the prefix.
+func (h *httpHandler) envoyRequest(r *http.Request) (*authz.Request, bool) {
+	path, ok := cutPrefix(requestURI(r), h.prefix)
+	if !ok {
+		return nil, false
+	}
+	partial := strings.EqualFold(r.Header.Get(headerPartialBody), "true")
+	return h.newRequest(r, r.Method, path, r.Host, partial), true
+}
+
+// proxyRequest translates a subrequest of h's proxy convention. When the
+// original request cannot be read from it, bad names the offending header
+// and the returned request carries only what logging needs.
+func (h *httpHandler) proxyRequest(r *http.Request) (req *authz.Request, bad string) {
+	method, okMethod := single(r.Header, h.names.method)
+	uri, okURI := single(r.Header, h.names.uri)
+	host, okHost := single(r.Header, h.names.host)
+	_, okProto := single(r.Header, "X-Forwarded-Proto")
+	switch {
+	case !okMethod || method == "":
+		bad = h.names.method
+	case !okURI || !strings.HasPrefix(uri, "/"):
+		bad = h.names.uri
+	case !okHost:
+		bad = h.names.host
+	case !okProto:
+		bad = "X-Forwarded-Proto"
+	}
+	if bad != "" {
+		return &authz.Request{DecisionID: h.decisionID(r)}, bad
 	}
 
-	host := firstNonEmpty(r.Header.Get("X-Original-Host"),
-		firstForwarded(r.Header.Get("X-Forwarded-Host")), r.Host)
+	if h.convention == ForwardAuth {
+		host = firstForwarded(host)
+	}
+	if host == "" {
+		host = r.Host
+	}
+	return h.newRequest(r, method, uri, host, false), ""
+}
+
+// single returns the one value of header name; ok is false when the header
+// is sent more than once (an absent header is "", true). A proxy sets these
+// headers, replacing the client's copies: two lines mean one was added
+// beside the client's, and either could be the one a reader picks.
+func single(hdr http.Header, name string) (string, bool) {
+	switch vs := hdr.Values(name); len(vs) {
+	case 0:
+		return "", true
+	case 1:
+		return strings.TrimSpace(vs[0]), true
+	}
+	return "", false
+}
+
+// decisionID is the subrequest's X-Request-Id, else a generated id.
+func (h *httpHandler) decisionID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" {
+		return id
+	}
+	return h.ids.next()
+}
+
+// newRequest builds the authz.Request for an original request and reads the
+// subrequest's body.
+func (h *httpHandler) newRequest(r *http.Request, method, path, host string,
+	partial bool) *authz.Request {
 	scheme := firstForwarded(r.Header.Get("X-Forwarded-Proto"))
 	if scheme == "" {
 		scheme = "http"
@@ -113,23 +318,17 @@ func (h *httpHandler) request(r *http.Request) (*authz.Request, bool) {
 			scheme = "https"
 		}
 	}
-
 	req := &authz.Request{
-		DecisionID: r.Header.Get("X-Request-Id"),
-		Method: firstNonEmpty(r.Header.Get("X-Original-Method"),
-			r.Header.Get("X-Forwarded-Method"), r.Method),
+		DecisionID:    h.decisionID(r),
+		Method:        method,
 		Scheme:        scheme,
 		Host:          host,
 		Path:          path,
 		Authorization: r.Header.Values("Authorization"),
 		Header:        httpHeader(r, host),
-		BodyPartial:   strings.EqualFold(r.Header.Get(headerPartialBody), "true"),
 	}
-	if req.DecisionID == "" {
-		req.DecisionID = h.ids.next()
-	}
-	req.Body, req.BodyPartial = readBody(r, req.BodyPartial)
-	return req, true
+	req.Body, req.BodyPartial = readBody(r, partial)
+	return req
 }
 
 // httpHeader returns a lookup of the subrequest's headers by lower-cased

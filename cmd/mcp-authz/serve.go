@@ -23,10 +23,6 @@ import (
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
-// httpCheckPrefix is where the HTTP form of the ext_authz decision is served
-// on the HTTP listener (Envoy http_service path_prefix, nginx, Caddy, Traefik).
-const httpCheckPrefix = "/ext_authz"
-
 // housekeepInterval is how often expired codes, refresh tokens and
 // revocation entries are dropped. Clients are never dropped.
 const housekeepInterval = 10 * time.Minute
@@ -133,11 +129,9 @@ func newApp(ctx context.Context, cfg config, store *registry.Store, m *metrics.M
 	observe := envoy.Options{Observe: m.ObserveDecision}
 	a := &app{cfg: cfg, store: store, logger: logger, ready: make(chan struct{})}
 	mux := http.NewServeMux()
-	check := envoy.NewHTTPHandler(decider, logger, httpCheckPrefix, observe)
-	// Both the prefix itself (nginx auth_request to /ext_authz) and every
-	// path below it (Envoy's path_prefix), with no redirect in between.
-	mux.Handle(httpCheckPrefix, check)
-	mux.Handle(httpCheckPrefix+"/", check)
+	// The HTTP form of the decision, one path per proxy family: /ext_authz/…
+	// (Envoy http_service), /check/nginx, /check/forward (Caddy, Traefik).
+	envoy.MountHTTPChecks(mux, decider, logger, observe)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	})
