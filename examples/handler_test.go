@@ -52,11 +52,14 @@ type checkSeen struct {
 
 // TestProxiesAskTheCheck builds the subrequest each proxy sends, from its
 // example configuration and the proxy's documented behaviour, sends it to
-// the real HTTP check handler, and compares what the handler understood
-// with the client's request. The client also sent spoofed X-Original-* and
-// X-Forwarded-* headers: the configuration must keep them from the check;
-// and its Mcp-Method and Mcp-Name headers, which must reach it.
-// It then checks that the proxy copies every identity header the handler
+// the real HTTP checks mounted as mcp-authz mounts them (so the configured
+// path picks the handler), and compares what the check understood with the
+// client's request. The client also sent spoofed X-Original-* and
+// X-Forwarded-* headers, which the configuration removes or overwrites, and
+// its Mcp-Method and Mcp-Name headers, which must reach the check. The
+// subtest "uncleaned" puts back the spoofed headers the configuration
+// removed: the check at the configured path must ignore them by itself.
+// It then checks that the proxy copies every identity header the check
 // answers with.
 func TestProxiesAskTheCheck(t *testing.T) {
 	t.Parallel()
@@ -77,26 +80,16 @@ func TestProxiesAskTheCheck(t *testing.T) {
 				client.Set(k, v)
 			}
 			req, copied := tt.build(t, client)
-
-			rec := &recorder{}
-			h := envoy.NewHTTPHandler(rec, slog.New(slog.DiscardHandler), "/ext_authz")
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, req)
-			if w.Code != http.StatusOK || rec.got == nil {
-				t.Fatalf("check answered %d (%s); want 200 after asking the Checker",
-					w.Code, w.Body)
-			}
-			want := checkSeen{Method: clientMethod, Scheme: "http", Host: clientHost,
-				Path: clientURI, Authorization: []string{clientToken},
-				MCPMethod: "tools/call", MCPName: "add"}
-			got := checkSeen{Method: rec.got.Method, Scheme: rec.got.Scheme, Host: rec.got.Host,
-				Path: rec.got.Path, Authorization: rec.got.Authorization}
-			if rec.got.Header != nil {
-				got.MCPMethod, got.MCPName = rec.got.Header("mcp-method"), rec.got.Header("mcp-name")
-			}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("the check understood another request (-want +got):\n%s", diff)
-			}
+			w := askCheck(t, req)
+			t.Run("uncleaned", func(t *testing.T) {
+				uncleaned := req.Clone(t.Context())
+				for k, v := range spoofed {
+					if uncleaned.Header.Get(k) == "" {
+						uncleaned.Header.Set(k, v)
+					}
+				}
+				askCheck(t, uncleaned)
+			})
 			for _, name := range []string{authz.HeaderClientID, authz.HeaderSubject,
 				authz.HeaderScope} {
 				if w.Header().Get(name) == "" {
@@ -108,6 +101,35 @@ func TestProxiesAskTheCheck(t *testing.T) {
 			}
 		})
 	}
+}
+
+// askCheck sends req to the HTTP checks, mounted as mcp-authz mounts them,
+// and requires that the check understood the client's request and allowed
+// it.
+func askCheck(t *testing.T, req *http.Request) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := &recorder{}
+	mux := http.NewServeMux()
+	envoy.MountHTTPChecks(mux, rec, slog.New(slog.DiscardHandler))
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, req)
+	if w.Code != http.StatusOK || rec.got == nil {
+		t.Fatalf("check at %s answered %d (%s); want 200 after asking the Checker",
+			req.URL.Path, w.Code, w.Body)
+	}
+	want := checkSeen{Method: clientMethod, Scheme: "http", Host: clientHost,
+		Path: clientURI, Authorization: []string{clientToken},
+		MCPMethod: "tools/call", MCPName: "add"}
+	got := checkSeen{Method: rec.got.Method, Scheme: rec.got.Scheme, Host: rec.got.Host,
+		Path: rec.got.Path, Authorization: rec.got.Authorization}
+	if rec.got.Header != nil {
+		got.MCPMethod, got.MCPName = rec.got.Header("mcp-method"), rec.got.Header("mcp-name")
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("the check at %s understood another request (-want +got):\n%s",
+			req.URL.Path, diff)
+	}
+	return w
 }
 
 func readFile(t *testing.T, parts ...string) string {

@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/mcp-authz/mcp-authz/envoy"
 )
 
 // --- nginx -------------------------------------------------------------------
@@ -264,13 +266,15 @@ func checkNginxCheck(check *directive, authzUpstream string, p *problems) {
 		return
 	}
 	u, err := url.Parse(pp[0].args[0])
-	if err != nil || u.Host != authzUpstream || !strings.HasPrefix(u.Path, "/ext_authz/") {
-		p.add("nginx: the check must go to %s/ext_authz/..., not %s", authzUpstream, pp[0].args[0])
+	if err != nil || u.Host != authzUpstream || u.Path != envoy.NginxCheckPath {
+		p.add("nginx: the check must go to %s%s, not %s", authzUpstream, envoy.NginxCheckPath,
+			pp[0].args[0])
 	}
 	want := map[string]string{
 		"X-Original-URI": "$request_uri", "X-Original-Method": "$request_method",
-		"X-Original-Host": "$http_host",
-		// Client copies of the names the check reads after these are cleared.
+		"X-Original-Host": "$http_host", "X-Forwarded-Proto": "$scheme",
+		// Client copies of the names Caddy and Traefik use are cleared, so
+		// no check can be shown them.
 		"X-Forwarded-Uri": "", "X-Forwarded-Method": "", "X-Forwarded-Host": "",
 	}
 	for h, v := range want {
@@ -384,8 +388,8 @@ func checkCaddy(root string) []string {
 			headerUp = append(headerUp, d.args[1:]...)
 		}
 	}
-	if u := sub["uri"]; len(u) != 1 || !strings.HasPrefix(u[0], "/ext_authz/") {
-		p.add("caddy: forward_auth uri %v is not under /ext_authz/", u)
+	if u := sub["uri"]; len(u) != 1 || u[0] != envoy.ForwardAuthCheckPath {
+		p.add("caddy: forward_auth uri %v is not %s", u, envoy.ForwardAuthCheckPath)
 	}
 	for _, h := range identityHeaders {
 		if !slices.Contains(sub["copy_headers"], h) {
@@ -535,8 +539,9 @@ func checkTraefikRouter(name string, r node, middlewares, services map[string]an
 		return oauth
 	}
 	addr, err := url.Parse(str(forward, "address"))
-	if err != nil || !strings.HasPrefix(addr.Path, "/ext_authz/") {
-		p.add("traefik: forwardAuth address %q is not under /ext_authz/", str(forward, "address"))
+	if err != nil || addr.Path != envoy.ForwardAuthCheckPath || addr.RawQuery != "" {
+		p.add("traefik: forwardAuth address %q does not end in %s", str(forward, "address"),
+			envoy.ForwardAuthCheckPath)
 	} else if !slices.ContainsFunc(list(services["mcp-authz"], "loadBalancer", "servers"),
 		func(s any) bool { return strings.TrimSuffix(str(s, "url"), "/") == "http://"+addr.Host }) {
 		p.add("traefik: forwardAuth goes to %s, not to the mcp-authz service", addr.Host)

@@ -7,6 +7,9 @@
 # registers, authorizes, exchanges the code, calls tools, refreshes and
 # recovers from a revocation through each proxy. mcp-authz is restarted
 # between registration and token exchange and again before the refresh.
+# Before the flow, mcp-authz's three HTTP checks (/ext_authz/..., /check/nginx,
+# /check/forward) are asked directly with both proxy families' headers, to
+# prove each reads only its own.
 #
 # Usage: scripts/e2e-proxies.sh [nginx] [caddy]     (both by default)
 #
@@ -203,6 +206,41 @@ start_caddy() {
   PID[caddy]=$!
 }
 
+# probe_checks: asks mcp-authz's HTTP checks directly, with headers of both
+# proxy families naming different paths, and requires that each mount reads
+# only its own family's (and Envoy's none). Without a token, a check that
+# judged the protected /mcp answers 401, one that judged /other (no
+# protected resource) 403, and one that found no original request 500.
+probe_checks() {
+  local host="127.0.0.1:$PROXY_PORT"
+  local nginx_mcp=(-H "X-Original-Method: POST" -H "X-Original-URI: /mcp"
+    -H "X-Original-Host: $host")
+  local nginx_other=(-H "X-Original-Method: POST" -H "X-Original-URI: /other"
+    -H "X-Original-Host: $host")
+  local fwd_mcp=(-H "X-Forwarded-Method: POST" -H "X-Forwarded-Uri: /mcp"
+    -H "X-Forwarded-Host: $host")
+  local fwd_other=(-H "X-Forwarded-Method: POST" -H "X-Forwarded-Uri: /other"
+    -H "X-Forwarded-Host: $host")
+  probe /ext_authz/mcp 401 -H "Host: $host" "${nginx_other[@]}" "${fwd_other[@]}"
+  probe /ext_authz/other 403 -H "Host: $host" "${nginx_mcp[@]}" "${fwd_mcp[@]}"
+  probe /check/nginx 401 "${nginx_mcp[@]}" "${fwd_other[@]}"
+  probe /check/nginx 403 "${nginx_other[@]}" "${fwd_mcp[@]}"
+  probe /check/nginx 500 "${fwd_mcp[@]}"
+  probe /check/forward 401 "${fwd_mcp[@]}" "${nginx_other[@]}"
+  probe /check/forward 403 "${fwd_other[@]}" "${nginx_mcp[@]}"
+  probe /check/forward 500 "${nginx_mcp[@]}"
+  log "$PROXY: each HTTP check of mcp-authz reads only its own proxy family's headers"
+}
+
+# probe PATH STATUS CURL-ARGS...: GET PATH on mcp-authz must answer STATUS.
+probe() {
+  local path=$1 want=$2 got
+  shift 2
+  got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" \
+    "http://127.0.0.1:$AUTHZ_PORT$path" || true)
+  [ "$got" = "$want" ] || die "$PROXY: GET $path $* answered $got, want $want"
+}
+
 # run_flow: runs flow.mjs and answers its control lines; sets FLOW_RC.
 run_flow() {
   local line auth_method=none out in
@@ -277,6 +315,7 @@ EOF
   wait_http "http://127.0.0.1:$DEMO_PORT/healthz" 204 20 demo-mcp-server
   "start_$PROXY"
   wait_http "$ORIGIN/.well-known/oauth-protected-resource/mcp" 200 20 "$PROXY"
+  probe_checks
 
   run_flow
   # Caddy's graceful stop (SIGTERM) waits on the finished SSE streams for
