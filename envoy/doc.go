@@ -2,8 +2,9 @@
 // ext_authz v3 CheckRequest into an authz.Request and the resulting
 // authz.Decision back into a CheckResponse (AuthorizationServer, a gRPC
 // service), and answers plain HTTP authorization subrequests from Envoy's
-// http_service mode, nginx auth_request, Caddy forward_auth and Traefik
-// forwardAuth (NewHTTPHandler).
+// http_service mode (NewHTTPHandler) and from nginx auth_request, Caddy
+// forward_auth and Traefik forwardAuth (NewProxyCheckHandler), each on its
+// own path so each reads only its own proxy's headers (MountHTTPChecks).
 //
 // The package decides nothing itself: every answer comes from a Checker. The
 // only answers it builds on its own are for requests it cannot hand to the
