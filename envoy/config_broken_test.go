@@ -206,6 +206,41 @@ func TestEnvoyConfigsBrokenCopies(t *testing.T) {
 			wantErr: `/register goes to route "not-found", which runs ext_authz`,
 		},
 		{
+			name: "consent pages not routed",
+			mutate: func(t *testing.T, m tree) {
+				vh := at(t, hcmOf(t, m), "route_config", "virtual_hosts", 0).(tree)
+				var keep []any
+				for _, r := range vh["routes"].([]any) {
+					if r.(tree)["name"] != "oauth-consents" {
+						keep = append(keep, r)
+					}
+				}
+				vh["routes"] = keep
+			},
+			wantErr: `/consents goes to route "not-found", which runs ext_authz`,
+		},
+		{
+			name: "consent withdrawal not routed",
+			mutate: func(t *testing.T, m tree) {
+				routeOf(t, m, "oauth-consents")["match"] = tree{"path": "/consents"}
+			},
+			wantErr: `/consents/revoke goes to route "not-found", which runs ext_authz`,
+		},
+		{
+			name: "consent route runs ext_authz",
+			mutate: func(t *testing.T, m tree) {
+				delete(routeOf(t, m, "oauth-consents"), "typed_per_filter_config")
+			},
+			wantErr: `OAuth route "oauth-consents" runs ext_authz`,
+		},
+		{
+			name: "consent route a bare prefix",
+			mutate: func(t *testing.T, m tree) {
+				routeOf(t, m, "oauth-consents")["match"] = tree{"prefix": "/consents"}
+			},
+			wantErr: `/consentsx goes to route "oauth-consents" without ext_authz`,
+		},
+		{
 			name: "MCP route without ext_authz",
 			mutate: func(t *testing.T, m tree) {
 				routeOf(t, m, "mcp")["typed_per_filter_config"] =

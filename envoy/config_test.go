@@ -61,7 +61,9 @@ const (
 )
 
 // publicPaths must reach mcp-authz's HTTP endpoints without a token; the
-// route Envoy picks for each must have ext_authz disabled.
+// route Envoy picks for each must have ext_authz disabled. /consents and
+// /consents/revoke are the user's consent pages: a browser signs in there with
+// a password and never holds a bearer token.
 var publicPaths = []string{
 	"/authorize",
 	"/token",
@@ -69,6 +71,8 @@ var publicPaths = []string{
 	"/register/3f1c0a",
 	"/revoke",
 	"/introspect",
+	"/consents",
+	"/consents/revoke",
 	"/.well-known/oauth-authorization-server",
 	"/.well-known/openid-configuration",
 	"/.well-known/oauth-protected-resource",
@@ -77,8 +81,11 @@ var publicPaths = []string{
 }
 
 // checkedPaths must be checked: the route Envoy picks for each must run
-// ext_authz and must not be a route to the authorization server.
-var checkedPaths = []string{"/mcp", "/mcp/", "/mcp?session=1", "/", "/ext_authz/mcp"}
+// ext_authz and must not be a route to the authorization server. /consentsx
+// keeps the consent route from being a bare prefix.
+var checkedPaths = []string{
+	"/mcp", "/mcp/", "/mcp?session=1", "/", "/ext_authz/mcp", "/consentsx",
+}
 
 // ownConfigs are the bootstraps this package ships; the walk must find them.
 var ownConfigs = []string{"envoy/config/front-proxy.yaml", "envoy/config/sidecar.yaml"}
@@ -423,8 +430,9 @@ func checkGRPCCluster(name string, c *clusterv3.Cluster) []error {
 }
 
 // checkVirtualHost checks one virtual host's routes: ext_authz is disabled
-// exactly on the OAuth and /.well-known/ routes, every public path reaches
-// such a route and every checked path a route that runs ext_authz.
+// exactly on the OAuth, consent page and /.well-known/ routes, every public
+// path reaches such a route and every checked path a route that runs
+// ext_authz.
 func checkVirtualHost(vh *routev3.VirtualHost, clusters map[string]*clusterv3.Cluster) []error {
 	var errs []error
 	if extAuthzOff(vh.GetTypedPerFilterConfig()) {
@@ -440,7 +448,7 @@ func checkVirtualHost(vh *routev3.VirtualHost, clusters map[string]*clusterv3.Cl
 			errs = append(errs, fmt.Errorf("OAuth route %q runs ext_authz", r.GetName()))
 		case !public && off:
 			errs = append(errs, fmt.Errorf("route %q disables ext_authz but is not an "+
-				"OAuth or /.well-known/ route", r.GetName()))
+				"OAuth, consent page or /.well-known/ route", r.GetName()))
 		}
 	}
 
@@ -473,13 +481,13 @@ func checkVirtualHost(vh *routev3.VirtualHost, clusters map[string]*clusterv3.Cl
 	return errs
 }
 
-// isPublicMatch reports whether a route match names an OAuth endpoint or
-// /.well-known/.
+// isPublicMatch reports whether a route match names an OAuth endpoint, a
+// consent page or /.well-known/.
 func isPublicMatch(m *routev3.RouteMatch) bool {
 	lit := firstNonEmpty(m.GetPath(), m.GetPrefix(), m.GetPathSeparatedPrefix())
 	switch lit {
 	case "/authorize", "/token", "/register", "/register/", "/revoke", "/introspect",
-		"/jwks.json":
+		"/consents", "/consents/", "/consents/revoke", "/jwks.json":
 		return true
 	}
 	return strings.HasPrefix(lit, "/.well-known/")
