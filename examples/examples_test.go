@@ -28,10 +28,12 @@ import (
 )
 
 // oauthPaths must reach mcp-authz without a check: clients call them before
-// they have a token.
+// they have a token, and a browser signs in on the consent pages (/consents,
+// /consents/revoke) with a password.
 var oauthPaths = []string{
 	"/.well-known/oauth-authorization-server", "/.well-known/oauth-protected-resource/mcp",
 	"/authorize", "/token", "/register", "/register/client-1", "/revoke", "/introspect",
+	"/consents", "/consents/revoke",
 }
 
 // identityHeaders are set by the check on an allowed request.
@@ -114,6 +116,10 @@ func TestBrokenCopies(t *testing.T) {
 			"mcp.mcp.svc.cluster.local"},
 		{"istio oauth path checked", "examples/istio/authorization-policy.yaml",
 			`paths: ["/mcp", "/mcp/*"]`, `paths: ["/*"]`, "/mcp"},
+		{"istio consent withdrawal not routed", "examples/istio/gateway.yaml",
+			"        - uri: {prefix: /consents/}\n", "", "/consents/revoke is not routed"},
+		{"istio consent pages checked", "examples/istio/authorization-policy.yaml",
+			"              - /consents\n", "", "notPaths do not exclude OAuth path /consents"},
 		{"yaml syntax", "examples/istio/gateway.yaml",
 			"  gateways: [mcp]", "  gateways: [mcp", "parsing"},
 		{"nginx original uri header", "examples/nginx/mcp-authz.conf",
@@ -130,8 +136,9 @@ func TestBrokenCopies(t *testing.T) {
 		{"nginx authorization forwarded", "examples/nginx/mcp-authz.conf",
 			`proxy_set_header Authorization "";`, "", "Authorization"},
 		{"nginx oauth path checked", "examples/nginx/mcp-authz.conf",
-			"(authorize|token|register|revoke|introspect)", "(authorize|token|register|revoke)",
-			"/introspect"},
+			"|revoke|introspect|", "|revoke|", "/introspect"},
+		{"nginx consent withdrawal checked", "examples/nginx/mcp-authz.conf",
+			"|consents|consents/revoke)", "|consents)", "/consents/revoke is not proxied"},
 		{"nginx redirect of /register", "examples/nginx/mcp-authz.conf",
 			"location ~ ^/register/[^/]+$ {", "location /register/ {", "answer /register with a redirect"},
 		{"nginx unknown upstream", "examples/nginx/mcp-authz.conf",
@@ -140,6 +147,8 @@ func TestBrokenCopies(t *testing.T) {
 			"uri /check/forward", "uri /check/nginx", "/check/forward"},
 		{"caddy check under envoy's prefix", "examples/caddy/Caddyfile",
 			"uri /check/forward", "uri /ext_authz/caddy", "/check/forward"},
+		{"caddy consent pages checked", "examples/caddy/Caddyfile",
+			" /consents /consents/*\n", "\n", "does not cover /consents"},
 		{"caddy identity header not copied", "examples/caddy/Caddyfile",
 			"copy_headers X-Mcp-Client-Id X-Mcp-Subject", "copy_headers X-Mcp-Subject",
 			"X-Mcp-Client-Id"},
@@ -149,6 +158,8 @@ func TestBrokenCopies(t *testing.T) {
 			"127.0.0.1:9000/check/forward", "127.0.0.1:9000/check/nginx", "/check/forward"},
 		{"traefik check under envoy's prefix", "examples/traefik/dynamic.yml",
 			"127.0.0.1:9000/check/forward", "127.0.0.1:9000/ext_authz/traefik", "/check/forward"},
+		{"traefik consent withdrawal checked", "examples/traefik/dynamic.yml",
+			" || PathPrefix(`/consents/`)", "", "sends /consents/revoke"},
 		{"traefik identity header not copied", "examples/traefik/dynamic.yml",
 			"          - X-Mcp-Scope\n", "", "X-Mcp-Scope"},
 		{"traefik unknown middleware", "examples/traefik/dynamic.yml",

@@ -373,9 +373,14 @@ func (c *cluster) checkCustomPolicy(pol object, providers map[string]node, p *pr
 	if !slices.Contains(paths, "/mcp") {
 		p.add("%s: paths %v do not name /mcp", pol, paths)
 	}
+	// notPaths name every OAuth path, so that widening paths cannot put one
+	// behind the check.
 	for _, op := range oauthPaths {
-		if istioPathMatch(paths, op) && !istioPathMatch(notPaths, op) {
+		switch {
+		case istioPathMatch(paths, op) && !istioPathMatch(notPaths, op):
 			p.add("%s: OAuth path %s would be checked", pol, op)
+		case !istioPathMatch(notPaths, op):
+			p.add("%s: notPaths do not exclude OAuth path %s", pol, op)
 		}
 	}
 }

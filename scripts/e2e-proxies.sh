@@ -9,7 +9,9 @@
 # between registration and token exchange and again before the refresh.
 # Before the flow, mcp-authz's three HTTP checks (/ext_authz/..., /check/nginx,
 # /check/forward) are asked directly with both proxy families' headers, to
-# prove each reads only its own.
+# prove each reads only its own, and the consent pages (/consents,
+# /consents/revoke) are asked through the proxy, which must pass them to
+# mcp-authz unchecked.
 #
 # Usage: scripts/e2e-proxies.sh [nginx] [caddy]     (both by default)
 #
@@ -232,6 +234,29 @@ probe_checks() {
   log "$PROXY: each HTTP check of mcp-authz reads only its own proxy family's headers"
 }
 
+# probe_consents: the user's consent pages go through the proxy to mcp-authz
+# without a check: without a token, GET /consents answers mcp-authz's HTML
+# sign-in form (200, not the check's 401 or the proxy's 404), and a POST to
+# /consents/revoke without a session mcp-authz's HTML refusal (403).
+probe_consents() {
+  local out="$RUN/consents.html" got type
+  got=$(curl -s -o "$out" -w '%{http_code} %{content_type}' --max-time 5 \
+    "$ORIGIN/consents" || true)
+  read -r got type <<<"$got"
+  [ "$got" = 200 ] || die "$PROXY: GET /consents answered $got, want 200"
+  case "$type" in text/html*) ;; *) die "$PROXY: GET /consents is $type, want text/html" ;; esac
+  grep -q 'name="password"' "$out" || die "$PROXY: GET /consents shows no sign-in form"
+  got=$(curl -s -o "$out" -w '%{http_code} %{content_type}' --max-time 5 \
+    -X POST -d client_id=x "$ORIGIN/consents/revoke" || true)
+  read -r got type <<<"$got"
+  [ "$got" = 403 ] || die "$PROXY: POST /consents/revoke answered $got, want 403"
+  case "$type" in
+    text/html*) ;;
+    *) die "$PROXY: POST /consents/revoke is $type, want mcp-authz's text/html" ;;
+  esac
+  log "$PROXY: the consent pages reach mcp-authz unchecked"
+}
+
 # probe PATH STATUS CURL-ARGS...: GET PATH on mcp-authz must answer STATUS.
 probe() {
   local path=$1 want=$2 got
@@ -316,6 +341,7 @@ EOF
   "start_$PROXY"
   wait_http "$ORIGIN/.well-known/oauth-protected-resource/mcp" 200 20 "$PROXY"
   probe_checks
+  probe_consents
 
   run_flow
   # Caddy's graceful stop (SIGTERM) waits on the finished SSE streams for
