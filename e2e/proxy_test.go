@@ -20,7 +20,8 @@ import (
 
 // oauthPaths are routed to mcp-authz unchecked, as the shipped Envoy
 // configuration does; everything else is checked and goes to the MCP server.
-var oauthPaths = []string{"/authorize", "/token", "/register", "/revoke", "/introspect"}
+var oauthPaths = []string{"/authorize", "/token", "/register", "/revoke", "/introspect",
+	"/consents", "/consents/revoke"}
 
 // envoyProxy is a small stand-in for Envoy's HTTP filter chain: it asks
 // mcp-authz's gRPC Check for every MCP request, shaped as Envoy shapes it,
