@@ -86,7 +86,7 @@ func (s *Store) deleteExpired(ctx context.Context, table string, objs []any,
 			if cur == nil || !expired(cur) {
 				continue
 			}
-			if err := tx.tx.Delete(table, cur); err != nil {
+			if err := tx.deleteObj(table, cur); err != nil {
 				return err
 			}
 			n++

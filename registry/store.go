@@ -117,6 +117,12 @@ type Store struct {
 	// readOnly loads a directory without changing it (Dump).
 	readOnly bool
 
+	// qmu guards the queue of Updates waiting to run. combining is set
+	// while one of their callers runs them or is about to.
+	qmu       sync.Mutex
+	queue     []*request
+	combining bool
+
 	// wmu serialises writers; it is taken before smu. head is the newest
 	// state, including writes whose log record is not durable yet; only
 	// writers use it.
@@ -134,6 +140,7 @@ type Store struct {
 	drained    *sync.Cond // signalled when pending commits are settled
 	seg        *segment   // the segment file; I/O on it is the syncer's
 	out        []chunk    // records queued, not yet written
+	spare      []byte     // a written chunk's buffer, for the next chunk
 	logSize    int64      // size of the last segment once out is written
 	appended   logPos     // end of the last queued record
 	appendedDB *memdb.MemDB
@@ -275,7 +282,9 @@ func (s *Store) Close() error {
 
 // Update runs fn in a write transaction. Its changes become visible and are
 // durable on disk before Update returns nil; if fn returns an error nothing
-// is written. fn may be called only once and must not block on I/O.
+// is written. fn may be called only once and must not block on I/O. It may
+// run on another goroutine than Update's: a panic in fn is raised again by
+// Update.
 //
 // Once fn has run and its record is in the log, Update waits for the fsync
 // whatever ctx says: the outcome is then decided by the disk. An error
@@ -284,36 +293,204 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c, err := s.write(fn)
-	if err != nil || c == nil {
-		return err
+	r := &request{fn: fn, wake: make(chan struct{}, 1)}
+	s.qmu.Lock()
+	s.queue = append(s.queue, r)
+	lead := !s.combining
+	s.combining = true
+	s.qmu.Unlock()
+	if !lead {
+		<-r.wake
+		lead = r.lead
 	}
-	return <-c.done
+	if lead {
+		s.combine()
+	}
+	if r.panicked {
+		panic(r.panicVal)
+	}
+	if r.err != nil || r.commit == nil {
+		return r.err
+	}
+	return <-r.commit.done
 }
 
-// write runs fn and queues its record, holding wmu (released even if fn
-// panics). It returns the commit to wait for, or nil when there is nothing
-// to wait for.
-func (s *Store) write(fn func(tx *Txn) error) (*commit, error) {
+// request is an Update waiting to be run by the combining writer.
+type request struct {
+	fn   func(tx *Txn) error
+	wake chan struct{} // receives when the request is settled or leads
+
+	// Set before wake is signalled:
+	lead     bool    // the receiver is to run the next batch
+	err      error   // fn's error, or why its changes could not be queued
+	commit   *commit // the fsync to wait for; nil when nothing was written
+	panicked bool
+	panicVal any
+
+	payload []byte // the record of fn's changes, while the batch runs
+}
+
+// maxSpare bounds the log buffer kept for reuse between fsyncs.
+const maxSpare = 1 << 20
+
+// maxBatch bounds the number of Updates run in one memdb transaction.
+const maxBatch = 256
+
+// combine runs the Updates queued, the caller's among them, as one batch
+// holding wmu, then hands the writer role to the oldest Update queued
+// meanwhile, if any, so that every writer only ever runs one batch.
+func (s *Store) combine() {
 	s.wmu.Lock()
-	defer s.wmu.Unlock()
+	s.qmu.Lock()
+	n := min(len(s.queue), maxBatch)
+	if s.opts.NoGroupCommit {
+		n = 1 // every Update writes and fsyncs on its own
+	}
+	batch := s.queue[:n:n]
+	s.queue = append([]*request(nil), s.queue[n:]...)
+	s.qmu.Unlock()
+
+	settled := false
+	defer func() {
+		if !settled {
+			// An fn ended its goroutine (runtime.Goexit): nothing of the
+			// batch was committed.
+			for _, r := range batch {
+				if r.commit == nil && r.err == nil && !r.panicked {
+					r.err = errors.New("registry: an Update function exited its goroutine")
+				}
+			}
+		}
+		s.wmu.Unlock()
+		for _, r := range batch {
+			r.wake <- struct{}{}
+		}
+		s.qmu.Lock()
+		if len(s.queue) == 0 {
+			s.combining = false
+		} else {
+			s.queue[0].lead = true
+			s.queue[0].wake <- struct{}{}
+		}
+		s.qmu.Unlock()
+	}()
+	s.runBatch(batch)
+	settled = true
+}
+
+// runBatch runs the functions of a batch of Updates in one memdb transaction,
+// each seeing the changes of those before it, queues one log record for each
+// that changed something, and commits the transaction. The changes of a
+// function that fails (or panics) are undone before the next runs. It holds
+// wmu.
+func (s *Store) runBatch(batch []*request) {
+	fail := func(err error) {
+		for _, r := range batch {
+			if r.err == nil && !r.panicked {
+				r.err = err
+			}
+			r.payload = nil
+		}
+	}
 	if s.closed {
-		return nil, ErrClosed
+		fail(ErrClosed)
+		return
 	}
 	if err := s.prepare(); err != nil {
-		return nil, err
+		fail(err)
+		return
 	}
 
 	mtx := s.head.Txn(true)
 	defer mtx.Abort()
-	mtx.TrackChanges()
-	tx := &Txn{tx: mtx}
-	err := fn(tx)
-	tx.done = true
-	if err != nil {
-		return nil, err
+	var log changeLog
+	records := 0
+	for _, r := range batch {
+		start := len(log.changes)
+		err := r.run(&Txn{tx: mtx, log: &log})
+		if err == nil && !r.panicked {
+			r.payload, err = encodeChanges(log.net(start))
+		}
+		if err != nil || r.panicked {
+			r.err, r.payload = err, nil
+			if uerr := log.undo(mtx, start); uerr != nil {
+				fail(uerr)
+				return
+			}
+			continue
+		}
+		if r.payload != nil {
+			records++
+		}
 	}
-	changes := mtx.Changes()
+	if records == 0 {
+		return
+	}
+
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	if s.broken != nil {
+		// An fsync failed while the batch ran: what it read may be rolled back.
+		fail(s.unavailable(s.broken))
+		return
+	}
+	var pos logPos
+	for _, r := range batch {
+		if r.payload != nil {
+			pos = s.queueLocked(r.payload)
+			s.appended = pos // the next record chains to this one
+			r.commit = &commit{seq: pos.seq, done: make(chan error, 1)}
+			r.payload = nil
+		}
+	}
+	if s.opts.NoGroupCommit {
+		// Write and fsync here, before the memdb commit: on failure the
+		// transaction aborts and nothing was visible.
+		out := s.out
+		s.out = nil
+		if err := s.flush(out); err != nil {
+			s.breakLocked(err, false)
+			for _, r := range batch {
+				if r.commit != nil {
+					r.commit, r.err = nil, s.unavailable(err)
+				}
+			}
+			return
+		}
+		mtx.Commit()
+		s.appended, s.appendedDB = pos, s.head.Snapshot()
+		s.publishLocked(pos, s.appendedDB)
+		for _, r := range batch {
+			if r.commit != nil {
+				r.commit.done <- nil
+			}
+		}
+		return
+	}
+	mtx.Commit()
+	s.appended, s.appendedDB = pos, s.head.Snapshot()
+	for _, r := range batch {
+		if r.commit != nil {
+			s.pending = append(s.pending, r.commit)
+		}
+	}
+	s.work.Signal()
+}
+
+// run calls the request's function, recording a panic instead of raising it.
+func (r *request) run(tx *Txn) (err error) {
+	defer func() {
+		tx.done = true
+		if p := recover(); p != nil {
+			r.panicked, r.panicVal = true, p
+		}
+	}()
+	return r.fn(tx)
+}
+
+// encodeChanges encodes the changes of one Update as a batch payload, or
+// returns nil when there are none.
+func encodeChanges(changes memdb.Changes) ([]byte, error) {
 	if len(changes) == 0 {
 		return nil, nil
 	}
@@ -325,34 +502,7 @@ func (s *Store) write(fn func(tx *Txn) error) (*commit, error) {
 		return nil, fmt.Errorf("update of %d changes is %d bytes, more than %d",
 			len(changes), len(payload), maxPayload)
 	}
-
-	s.smu.Lock()
-	defer s.smu.Unlock()
-	if s.broken != nil {
-		// An fsync failed while fn ran: what fn read may be rolled back.
-		return nil, s.unavailable(s.broken)
-	}
-	pos := s.queueLocked(payload)
-	if s.opts.NoGroupCommit {
-		// Write and fsync here, before the memdb commit: on failure the
-		// transaction aborts and nothing was visible.
-		out := s.out
-		s.out = nil
-		if err := s.flush(out); err != nil {
-			s.breakLocked(err, false)
-			return nil, s.unavailable(err)
-		}
-		mtx.Commit()
-		s.appended, s.appendedDB = pos, s.head.Snapshot()
-		s.publishLocked(pos, s.appendedDB)
-		return nil, nil
-	}
-	mtx.Commit()
-	s.appended, s.appendedDB = pos, s.head.Snapshot()
-	c := &commit{seq: pos.seq, done: make(chan error, 1)}
-	s.pending = append(s.pending, c)
-	s.work.Signal()
-	return c, nil
+	return payload, nil
 }
 
 // prepare undoes the effects of a failed fsync and repairs the log tail
@@ -449,6 +599,9 @@ func (s *Store) syncLoop() {
 		s.smu.Unlock()
 		err := s.flush(out)
 		s.smu.Lock()
+		if len(out) == 1 && cap(out[0].data) <= maxSpare {
+			s.spare = out[0].data[:0] // written: reuse it for the next round
+		}
 
 		if epoch != s.epoch {
 			continue // a failure settled these commits meanwhile

@@ -18,6 +18,7 @@ import (
 // the caller keeps ownership.
 type Txn struct {
 	tx   *memdb.Txn
+	log  *changeLog // nil: changes are not recorded (memdb may track them)
 	done bool
 }
 
@@ -44,7 +45,7 @@ func (t *Txn) DeleteClient(id string) error {
 		return err
 	}
 	for _, table := range []string{tableCodes, tableRefreshTokens, tableConsents} {
-		if _, err := t.tx.DeleteAll(table, indexClient, id); err != nil {
+		if err := t.deleteAll(table, indexClient, id); err != nil {
 			return fmt.Errorf("deleting %s of client %q: %w", table, id, err)
 		}
 	}
@@ -195,9 +196,14 @@ func (t *Txn) insert(table, key string, obj any) error {
 	if t.done {
 		return errTxnDone
 	}
+	var before any
+	if t.log != nil {
+		before = current(t.tx, table, obj)
+	}
 	if err := t.tx.Insert(table, obj); err != nil {
 		return fmt.Errorf("putting %s %q: %w", table, key, err)
 	}
+	t.log.add(table, before, obj)
 	return nil
 }
 
@@ -206,15 +212,176 @@ func (t *Txn) delete(table, key string, keyObj any) error {
 	if t.done {
 		return errTxnDone
 	}
-	err := t.tx.Delete(table, keyObj)
-	if errors.Is(err, memdb.ErrNotFound) {
+	cur := current(t.tx, table, keyObj)
+	if cur == nil {
 		return fmt.Errorf("deleting %s %q: %w", table, key, ErrNotFound)
 	}
-	if err != nil {
+	if err := t.deleteObj(table, cur); err != nil {
 		return fmt.Errorf("deleting %s %q: %w", table, key, err)
 	}
 	return nil
 }
+
+// deleteObj removes obj, a record stored in table.
+func (t *Txn) deleteObj(table string, obj any) error {
+	if t.done {
+		return errTxnDone
+	}
+	if err := t.tx.Delete(table, obj); err != nil {
+		return err
+	}
+	t.log.add(table, obj, nil)
+	return nil
+}
+
+// deleteAll removes the records of table found in index by key, as memdb's
+// DeleteAll does.
+func (t *Txn) deleteAll(table, index, key string) error {
+	if t.done {
+		return errTxnDone
+	}
+	it, err := t.tx.Get(table, index, key)
+	if err != nil {
+		return err
+	}
+	var objs []any
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		objs = append(objs, obj)
+	}
+	for _, obj := range objs {
+		if err := t.deleteObj(table, obj); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// current returns the record of table with the primary key of obj, or nil.
+func current(tx *memdb.Txn, table string, obj any) any {
+	switch o := obj.(type) {
+	case *Client:
+		return orNil(first[Client](tx, table, o.ID))
+	case *AuthCode:
+		return orNil(first[AuthCode](tx, table, o.Hash))
+	case *RefreshToken:
+		return orNil(first[RefreshToken](tx, table, o.Hash))
+	case *Consent:
+		return orNil(firstIn[Consent](tx, table, indexID, o.Subject, o.ClientID))
+	case *SigningKey:
+		return orNil(first[SigningKey](tx, table, o.ID))
+	case *User:
+		return orNil(first[User](tx, table, o.Name))
+	case *Revocation:
+		return orNil(first[Revocation](tx, table, o.Key))
+	}
+	panic(fmt.Sprintf("registry: no table for %T", obj))
+}
+
+// orNil returns p as an interface, nil when p is nil.
+func orNil[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return p
+}
+
+// changeLog records the changes made through the Txns of one write batch,
+// in order, so that the changes of one Update can be encoded on their own
+// and undone when its function fails.
+type changeLog struct {
+	changes memdb.Changes
+}
+
+// add records a change; a nil log records nothing.
+func (l *changeLog) add(table string, before, after any) {
+	if l != nil {
+		l.changes = append(l.changes, memdb.Change{Table: table, Before: before, After: after})
+	}
+}
+
+// undo reverts the changes recorded from start on, newest first, and forgets
+// them.
+func (l *changeLog) undo(tx *memdb.Txn, start int) error {
+	for i := len(l.changes) - 1; i >= start; i-- {
+		ch := l.changes[i]
+		var err error
+		if ch.Before != nil {
+			err = tx.Insert(ch.Table, ch.Before)
+		} else {
+			err = tx.Delete(ch.Table, ch.After)
+		}
+		if err != nil {
+			return fmt.Errorf("undoing a %s change: %w", ch.Table, err)
+		}
+	}
+	clear(l.changes[start:])
+	l.changes = l.changes[:start]
+	return nil
+}
+
+// net returns the changes recorded from start on with those to one record
+// merged, as memdb's Txn.Changes does: each record once, where it was last
+// changed, with its first Before and last After; a record created and then
+// deleted is left out.
+func (l *changeLog) net(start int) memdb.Changes {
+	chs := l.changes[start:]
+	if len(chs) <= 1 {
+		return chs
+	}
+	type info struct {
+		firstBefore any
+		last        int
+	}
+	keys := make([]string, len(chs))
+	seen := make(map[string]info, len(chs))
+	for i, ch := range chs {
+		obj := ch.After
+		if obj == nil {
+			obj = ch.Before
+		}
+		keys[i] = ch.Table + "\x00" + primaryKey(ch.Table, obj)
+		in, ok := seen[keys[i]]
+		if !ok {
+			in.firstBefore = ch.Before
+		}
+		in.last = i
+		seen[keys[i]] = in
+	}
+	if len(seen) == len(chs) {
+		return chs
+	}
+	out := make(memdb.Changes, 0, len(seen))
+	for i, ch := range chs {
+		in := seen[keys[i]]
+		if in.last != i {
+			continue
+		}
+		ch.Before = in.firstBefore
+		if ch.Before == nil && ch.After == nil {
+			continue
+		}
+		out = append(out, ch)
+	}
+	return out
+}
+
+// primaryKey returns the primary index key of obj, a record of table.
+func primaryKey(table string, obj any) string {
+	_, key, err := idIndexers[table].FromObject(obj)
+	if err != nil {
+		panic(fmt.Sprintf("registry: primary key of %s: %v", table, err))
+	}
+	return string(key)
+}
+
+// idIndexers holds the primary key indexer of every table.
+var idIndexers = func() map[string]memdb.SingleIndexer {
+	m := map[string]memdb.SingleIndexer{}
+	for name, t := range schema().Tables {
+		m[name] = t.Indexes[indexID].Indexer.(memdb.SingleIndexer)
+	}
+	return m
+}()
 
 // keyArg passes a key to memdb as a pointer, which fits in an interface
 // without an allocation (a string does not); pooled with its one-element

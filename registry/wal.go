@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -32,7 +33,12 @@ func (s *Store) queueLocked(payload []byte) logPos {
 		segName, s.logSize = segmentName(seq), segHeaderSize
 	}
 	if len(s.out) == 0 {
-		s.out = append(s.out, chunk{})
+		s.out = append(s.out, chunk{data: s.spare})
+		s.spare = nil
+	}
+	if c := &s.out[len(s.out)-1]; cap(c.data)-len(c.data) < int(size) {
+		// Grow ahead of the records to come, not by one record at a time.
+		c.data = slices.Grow(c.data, max(int(size), 2*len(c.data), 4096))
 	}
 	c := &s.out[len(s.out)-1]
 	var crc uint32

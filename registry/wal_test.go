@@ -149,3 +149,74 @@ func TestConcurrentUpdates(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchedUpdatesFailAlone runs concurrent Updates, which the store runs
+// in shared batches, where some fail or panic after a write: only their own
+// changes are dropped, and every Update sees those of the Updates before it.
+func TestBatchedUpdatesFailAlone(t *testing.T) {
+	s, dir := openTest(t, Options{})
+	update(t, s, func(tx *Txn) error { return tx.PutUser(&User{Name: "counter"}) })
+	const writers, each = 16, 30
+	boom := errors.New("boom")
+	var (
+		wg             sync.WaitGroup
+		mu             sync.Mutex
+		failed, panics int
+	)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				var err error
+				panicked := func() (panicked bool) {
+					defer func() {
+						if p := recover(); p != nil {
+							if p != "boom" {
+								t.Errorf("Update re-raised %v, want boom", p)
+							}
+							panicked = true
+						}
+					}()
+					err = s.Update(context.Background(), func(tx *Txn) error {
+						if tx.Client("bad") != nil {
+							t.Errorf("the write of a failed Update is visible to a Txn")
+						}
+						switch (w + i) % 3 {
+						case 0:
+							return errors.Join(tx.PutClient(testClient("bad")), boom)
+						case 1:
+							tx.PutClient(testClient("bad"))
+							panic("boom")
+						}
+						u := tx.User("counter").Copy()
+						u.PasswordHash += "x"
+						return tx.PutUser(u)
+					})
+					return false
+				}()
+				mu.Lock()
+				switch {
+				case panicked:
+					panics++
+				case errors.Is(err, boom):
+					failed++
+				case err != nil:
+					t.Errorf("Update: %v", err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	want := writers*each - failed - panics
+	check := func(s *Store) {
+		t.Helper()
+		if s.Client("bad") != nil {
+			t.Errorf("the write of a failed Update is visible")
+		}
+		if got := len(s.User("counter").PasswordHash); got != want {
+			t.Errorf("counter = %d, want %d (%d failed, %d panicked)", got, want, failed, panics)
+		}
+	}
+	check(s)
+	check(reopen(t, s, dir, Options{}))
+}
