@@ -9,11 +9,16 @@
 // Records returned are shared and never changed by the store; copy them
 // before changing them.
 //
-// Update runs a function in a write transaction. Writers are serialised. When
-// the function returns, its changes (memdb's change list) are encoded as one
-// log record and queued in memory; then the memdb transaction commits, so the
-// next writer builds on it, and the writer lock is released. No writer does
-// I/O. A syncer goroutine takes everything queued, writes it (one write per
+// Update runs a function in a write transaction. Writers are serialised and
+// combined: each queues its function, and one of them at a time takes every
+// function queued (up to 256) and runs them one after the other in one memdb
+// write transaction, each seeing the changes of those before it. The Txn
+// records the changes each function makes; when a function fails or panics
+// its changes are undone before the next runs (memdb has no savepoints), and
+// only its Update fails. The changes of each other function are encoded as
+// one log record and queued in memory; then the memdb transaction commits
+// once, so the next batch builds on it, and the writer role passes to the
+// oldest Update queued meanwhile. No writer does I/O. A syncer goroutine takes everything queued, writes it (one write per
 // segment), fsyncs, and acknowledges every record the fsync covered (group
 // commit): writers arriving while an fsync runs share the next one. Only
 // then is the new state published to Store readers and does Update return
@@ -22,7 +27,8 @@
 // waiting for their fsync; if that fsync fails, those Updates and every Update
 // that read their writes fail together, and the index is rolled back to the
 // durable state (a memdb snapshot kept for the purpose). Options.NoGroupCommit
-// instead writes and fsyncs inside the writer lock, before the memdb commit.
+// instead runs one function per batch and writes and fsyncs inside the
+// writer lock, before the memdb commit.
 //
 // A failed write or fsync makes every Update of that round (and any queued
 // after it) return an error wrapping ErrUnavailable; the failure is logged
