@@ -13,31 +13,32 @@
 // combined: each queues its function, and one of them at a time takes every
 // function queued (up to 256) and runs them one after the other in one memdb
 // write transaction, each seeing the changes of those before it. The Txn
-// records the changes each function makes; when a function fails or panics
-// its changes are undone before the next runs (memdb has no savepoints), and
-// only its Update fails. The changes of each other function are encoded as
-// one log record and queued in memory; then the memdb transaction commits
-// once, so the next batch builds on it, and the writer role passes to the
-// oldest Update queued meanwhile. No writer does I/O. A syncer goroutine takes everything queued, writes it (one write per
-// segment), fsyncs, and acknowledges every record the fsync covered (group
-// commit): writers arriving while an fsync runs share the next one. Only
-// then is the new state published to Store readers and does Update return
-// nil. So a Store reader never sees a write that is not
+// records the changes each function makes; when a function fails or panics its
+// changes are undone before the next runs (memdb has no savepoints), and only
+// its Update fails. The changes of each other function are encoded as one log
+// record and queued in memory; then the memdb transaction commits once, so the
+// next batch builds on it, and the writer role passes to the oldest Update
+// queued meanwhile. No writer does I/O. A syncer goroutine takes everything
+// queued, writes it (one write per segment), fsyncs, and acknowledges every
+// record the fsync covered (group commit): writers arriving while an fsync runs
+// share the next one. Only then is the new state published to Store readers and
+// does Update return nil. So a Store reader never sees a write that is not
 // durable. A Txn, however, sees the writes of earlier Updates that are still
 // waiting for their fsync; if that fsync fails, those Updates and every Update
 // that read their writes fail together, and the index is rolled back to the
 // durable state (a memdb snapshot kept for the purpose). Options.NoGroupCommit
-// instead runs one function per batch and writes and fsyncs inside the
-// writer lock, before the memdb commit.
+// instead runs one function per batch and writes and fsyncs inside the writer
+// lock, before the memdb commit.
 //
 // A failed write or fsync makes every Update of that round (and any queued
 // after it) return an error wrapping ErrUnavailable; the failure is logged
-// once, until a write succeeds again. Reads keep working. Before the next append the store cuts the log back to
-// the last durable record (removing segments begun after it, truncating and
-// fsyncing the segment holding it), so a record whose write failed is never
-// replayed. After a failed fsync the disk's content is unknown: if the
-// process dies before that cut is made (Close makes it too), a write that
-// failed can still be found whole on disk by the next Open.
+// once, until a write succeeds again. Reads keep working. Before the next
+// append the store cuts the log back to the last durable record (removing
+// segments begun after it, truncating and fsyncing the segment holding it), so
+// a record whose write failed is never replayed. After a failed fsync the
+// disk's content is unknown: if the process dies before that cut is made (Close
+// makes it too), a write that failed can still be found whole on disk by the
+// next Open.
 //
 // # Files
 //
