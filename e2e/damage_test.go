@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -41,6 +42,7 @@ func (p *authzProc) startFails(t *testing.T) string {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, p.args...)
 	cmd.Env = p.env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		t.Fatalf("serve started on damaged data:\n%s", out)

@@ -144,6 +144,8 @@ func (p *authzProc) start() {
 	fmt.Fprintf(p.logs, "---- start %s\n", time.Now().Format(time.TimeOnly))
 	cmd := exec.Command(binary, p.args...)
 	cmd.Env = p.env
+	// If the test binary itself is killed, the server must not outlive it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stdout = &lockedWriter{mu: &p.mu, w: p.logs}
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {

@@ -151,7 +151,8 @@ func boolSetting(name, usage string, field func(*config) *bool) setting {
 	}
 }
 
-func limitSetting(name, usage string, field func(*config) *ratelimit.Limit) setting {
+func limitSetting(name, usage string, def ratelimit.Limit,
+	field func(*config) *ratelimit.Limit) setting {
 	return setting{
 		name:  name,
 		usage: usage,
@@ -160,7 +161,7 @@ func limitSetting(name, usage string, field func(*config) *ratelimit.Limit) sett
 			if l := *field(c); l != (ratelimit.Limit{}) {
 				return l.String()
 			}
-			return "default"
+			return def.String()
 		},
 	}
 }
@@ -230,11 +231,11 @@ var settings = []setting{
 	stringSetting("registration-mode", "dynamic registration: open, token or closed",
 		func(c *config) *string { return &c.Registration.Mode }),
 	limitSetting("rate-limit-register", "registrations per client address (N/m:burst or off)",
-		func(c *config) *ratelimit.Limit { return &c.RateLimits.Register }),
+		oauth.DefaultRegisterLimit, func(c *config) *ratelimit.Limit { return &c.RateLimits.Register }),
 	limitSetting("rate-limit-token", "token requests per client address (N/m:burst or off)",
-		func(c *config) *ratelimit.Limit { return &c.RateLimits.Token }),
+		oauth.DefaultTokenLimit, func(c *config) *ratelimit.Limit { return &c.RateLimits.Token }),
 	limitSetting("rate-limit-login", "login attempts per client address (N/m:burst or off)",
-		func(c *config) *ratelimit.Limit { return &c.RateLimits.Login }),
+		oauth.DefaultLoginLimit, func(c *config) *ratelimit.Limit { return &c.RateLimits.Login }),
 	listSetting("trusted-proxies", "comma-separated CIDR prefixes whose X-Forwarded-For is believed",
 		func(c *config) *[]string { return &c.TrustedProxies }),
 	boolSetting("dev-mode", "accept unknown client ids (loopback issuer only; never in production)",

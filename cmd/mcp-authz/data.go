@@ -12,11 +12,21 @@ import (
 
 // data runs `mcp-authz data verify|dump|compact DIR`: the operator's view of
 // a data directory, usable without a running server.
-func data(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) != 2 {
-		return errors.New("data: want verify DIR, dump DIR or compact DIR")
+// DIR defaults to the configured data directory (--data-dir before the verb,
+// MCP_AUTHZ_DATA_DIR, the file, ./data).
+func data(ctx context.Context, args []string, getenv func(string) string,
+	stdout io.Writer) error {
+	cfg, rest, err := loadConfig(args, getenv, nil)
+	if err != nil {
+		return err
 	}
-	verb, dir := args[0], args[1]
+	if len(rest) < 1 || len(rest) > 2 {
+		return errors.New("data: want verify [DIR], dump [DIR] or compact [DIR]")
+	}
+	verb, dir := rest[0], cfg.DataDir
+	if len(rest) == 2 {
+		dir = rest[1]
+	}
 	switch verb {
 	case "verify":
 		rep, err := registry.Verify(dir)
@@ -42,6 +52,6 @@ func data(ctx context.Context, args []string, stdout io.Writer) error {
 		_, err := fmt.Fprintf(stdout, "compacted %s\n", dir)
 		return err
 	default:
-		return fmt.Errorf("data %s: want verify DIR, dump DIR or compact DIR", verb)
+		return fmt.Errorf("data %s: want verify [DIR], dump [DIR] or compact [DIR]", verb)
 	}
 }

@@ -16,9 +16,9 @@ commands:
   clients list          list client registrations
   clients show ID       show one registration
   clients revoke ID     revoke a registration and everything issued to it
-  data verify DIR       check every snapshot and log record; non-zero exit on damage
-  data dump DIR         print the registry as JSON (secrets as fingerprints only)
-  data compact DIR      snapshot and compact a data directory offline
+  data verify [DIR]     check every snapshot and log record; non-zero exit on damage
+  data dump [DIR]       print the registry as JSON (secrets as fingerprints only)
+  data compact [DIR]    snapshot and compact a stopped server's data directory
   health                exit 0 when the local server answers /readyz (for container health checks)
   help                  show this text
 
@@ -39,7 +39,7 @@ func run(ctx context.Context, args []string, getenv func(string) string,
 	case "clients":
 		return clients(ctx, args, getenv, stdout)
 	case "data":
-		return data(ctx, args, stdout)
+		return data(ctx, args, getenv, stdout)
 	case "health":
 		return health(ctx, args, getenv)
 	case "help":

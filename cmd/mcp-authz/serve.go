@@ -49,6 +49,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	logger.Info("mcp-authz starting", cfg.logAttrs()...)
+	if !loopbackAddr(cfg.AdminAddr) {
+		logger.Warn("the admin API listens beyond loopback; it is protected only by "+
+			"the token in the data directory", "admin_addr", cfg.AdminAddr)
+	}
 
 	m := metrics.New()
 	store, err := registry.Open(ctx, cfg.DataDir, registry.Options{
@@ -137,22 +141,32 @@ func newApp(ctx context.Context, cfg config, store *registry.Store, m *metrics.M
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.Handle("/", as)
-	a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	a.httpSrv = newHTTPServer(mux)
 
 	a.grpcSrv = grpc.NewServer()
 	a.health = envoy.Register(a.grpcSrv, decider, logger, observe)
 
 	metricsMux := http.NewServeMux()
 	metricsMux.Handle("GET /metrics", m.Handler())
-	a.metrics = &http.Server{Handler: metricsMux, ReadHeaderTimeout: 10 * time.Second}
+	a.metrics = newHTTPServer(metricsMux)
 
 	adminToken := admin.NewToken()
-	a.admin = &http.Server{
-		Handler:           admin.NewHandler(store, adminToken, logger),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	a.admin = newHTTPServer(admin.NewHandler(store, adminToken, logger))
 	a.adminToken = adminToken
 	return a, nil
+}
+
+// newHTTPServer bounds how long a client may take to send a request and
+// keep an idle connection, so slow or stalled clients cannot hold requests
+// (and the registry state they read) open indefinitely.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
 }
 
 // readyz answers 200 once the registry is rehydrated and every listener is
@@ -211,6 +225,19 @@ func (a *app) run(ctx context.Context) error {
 			a.metrics.Shutdown(sctx))
 	})
 	return g.Wait()
+}
+
+// loopbackAddr reports whether a listen address binds loopback only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // listenAll opens every named listener, or none.
