@@ -130,9 +130,13 @@ func ShowClient(store *registry.Store, id string) (ClientView, error) {
 	return View(store, c), nil
 }
 
-// RevokeClient revokes a registration and its refresh tokens. Its access
-// tokens stop working at once because the decision checks the client.
-// Revoking a revoked client changes nothing.
+// RevokeClient revokes a registration in one transaction: the client is
+// kept, marked revoked, so that its id stays refused; its refresh tokens are
+// marked revoked; its registration access token is cleared, so that RFC 7592
+// management stops; and its authorization codes and the users' remembered
+// consents are deleted, so that nothing authorizes it silently again. Its
+// access tokens stop working at once because the decision checks the
+// client. Revoking a revoked client changes nothing.
 func RevokeClient(ctx context.Context, store *registry.Store, id string) (ClientView, error) {
 	now := time.Now().UTC()
 	err := store.Update(ctx, func(tx *registry.Txn) error {
@@ -145,16 +149,26 @@ func RevokeClient(ctx context.Context, store *registry.Store, id string) (Client
 		}
 		c = c.Copy()
 		c.RevokedAt = now
+		c.RegistrationTokenHash = ""
+		var refresh []*registry.RefreshToken
+		for _, r := range tx.RefreshTokensByClient(id) {
+			rc := r.Copy()
+			if rc.RevokedAt.IsZero() {
+				rc.RevokedAt = now
+			}
+			refresh = append(refresh, rc)
+		}
+		// DeleteClient also deletes the client's codes and consents, through
+		// the registry's index by client; the revoked client and its refresh
+		// tokens are put back. The log records the net change.
+		if err := tx.DeleteClient(id); err != nil {
+			return err
+		}
 		if err := tx.PutClient(c); err != nil {
 			return err
 		}
-		for _, r := range tx.RefreshTokensByClient(id) {
-			if !r.RevokedAt.IsZero() {
-				continue
-			}
-			rc := *r
-			rc.RevokedAt = now
-			if err := tx.PutRefreshToken(&rc); err != nil {
+		for _, r := range refresh {
+			if err := tx.PutRefreshToken(r); err != nil {
 				return err
 			}
 		}

@@ -28,8 +28,17 @@ import (
 //     and answers 204; its access tokens stop working at once, since every
 //     decision checks that the client exists.
 //
-// A missing or wrong token and an unknown client get the same 401
-// invalid_token, so that the answer does not reveal which clients exist.
+// A missing or wrong token, an unknown client and a client revoked by the
+// operator get the same 401 invalid_token, so that the answer does not
+// reveal which clients exist. A revoked client can neither read, update nor
+// delete its registration: an update would drop the revocation, and a
+// delete would erase the record that keeps the client id refused (for a
+// client id metadata document URL too). The operator's revocation also
+// clears the registration access token (authz/admin). Every write checks
+// again, in its transaction, that the client is neither revoked nor its
+// token rotated since the request was authorized, so a revocation that
+// lands while a slow request body is read still wins. A GET answers from the
+// registration read when the request arrived.
 // Management is allowed in every registration mode.
 
 // registrationTokenBytes is the size of a registration access token.
@@ -149,10 +158,11 @@ func (s *Server) updateRegistration(w http.ResponseWriter, r *http.Request,
 	n.ID, n.CreatedAt, n.UpdatedAt = c.ID, c.CreatedAt, s.now().UTC()
 
 	err := s.store.Update(r.Context(), func(tx *registry.Txn) error {
-		cur := tx.Client(c.ID)
-		if cur == nil || cur.RegistrationTokenHash != c.RegistrationTokenHash {
-			return errTokenRotated
+		cur, err := stillManageable(tx, c)
+		if err != nil {
+			return err
 		}
+		n.RevokedAt = cur.RevokedAt // zero here: an update never drops a revocation
 		return tx.PutClient(n)
 	})
 	switch {
@@ -173,8 +183,22 @@ func (s *Server) updateRegistration(w http.ResponseWriter, r *http.Request,
 }
 
 // errTokenRotated aborts an update or delete whose registration access
-// token was rotated, or whose client was removed, by a concurrent request.
+// token was rotated, or whose client was removed or revoked, by a
+// concurrent request.
 var errTokenRotated = errors.New("registration access token rotated meanwhile")
+
+// stillManageable returns the current record of c, read in tx, when c may
+// still be changed with the registration access token that authorized the
+// request: the client exists, is not revoked, and its token was not
+// rotated. Otherwise it returns errTokenRotated.
+func stillManageable(tx *registry.Txn, c *registry.Client) (*registry.Client, error) {
+	cur := tx.Client(c.ID)
+	if cur == nil || cur.Revoked() || cur.RegistrationTokenHash == "" ||
+		cur.RegistrationTokenHash != c.RegistrationTokenHash {
+		return nil, errTokenRotated
+	}
+	return cur, nil
+}
 
 // parseUpdate validates an update request for c and returns the new client
 // (without id, secret, token or times).
@@ -214,9 +238,8 @@ func (s *Server) parseUpdate(body []byte, c *registry.Client) (*registry.Client,
 func (s *Server) deleteRegistration(w http.ResponseWriter, r *http.Request,
 	c *registry.Client) {
 	err := s.store.Update(r.Context(), func(tx *registry.Txn) error {
-		cur := tx.Client(c.ID)
-		if cur == nil || cur.RegistrationTokenHash != c.RegistrationTokenHash {
-			return errTokenRotated
+		if _, err := stillManageable(tx, c); err != nil {
+			return err
 		}
 		return tx.DeleteClient(c.ID)
 	})
