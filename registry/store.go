@@ -117,12 +117,6 @@ type Store struct {
 	// readOnly loads a directory without changing it (Dump).
 	readOnly bool
 
-	// qmu guards the queue of Updates waiting to run. combining is set
-	// while one of their callers runs them or is about to.
-	qmu       sync.Mutex
-	queue     []*request
-	combining bool
-
 	// wmu serialises writers; it is taken before smu. head is the newest
 	// state, including writes whose log record is not durable yet; only
 	// writers use it.
@@ -164,6 +158,12 @@ type Store struct {
 	haveSnap bool
 	// Guarded by smu:
 	snapRetryAt time.Time
+
+	// qmu guards the queue of Updates waiting to run. combining is set
+	// while one of their callers runs them or is about to.
+	qmu       sync.Mutex
+	queue     []*request
+	combining bool
 }
 
 // segment is an open log segment.
