@@ -135,6 +135,11 @@ func (s *Server) parseAuthorize(ctx context.Context, q url.Values) (req authRequ
 		return req, bad(errInvalidRequest,
 			"redirect_uri is required: the client registered several"), nil
 	}
+	if validateRedirectURI(req.redirectURI) != nil {
+		// Registered before its scheme was refused (redirect.go).
+		return req, bad(errInvalidRequest,
+			"the registered redirect_uri is no longer allowed; register it again"), nil
+	}
 
 	// From here on errors go to the verified redirect URI.
 	state := q.Get("state")

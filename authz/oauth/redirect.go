@@ -11,17 +11,31 @@ import (
 const maxRedirectURILen = 2000
 
 // blockedSchemes can never receive an authorization response: they run code
-// or read local files in the browser.
+// or read local files in the browser (javascript, data, file, vbscript),
+// are browser-internal pages or extensions (about, blob, filesystem,
+// chrome, view-source, resource, ...), hand the URI to another network
+// protocol or application (ftp, ws, ssh, mailto, tel, intent, ...), or
+// read archives (jar). A private-use scheme (RFC 8252 §7.1) names one
+// application; these are not that, whatever their syntax.
 var blockedSchemes = map[string]bool{
-	"javascript": true, "data": true, "file": true, "vbscript": true,
-	"about": true, "blob": true, "filesystem": true,
+	// Code or local files.
+	"javascript": true, "data": true, "file": true, "vbscript": true, "jar": true,
+	// Browser-internal pages and extensions.
+	"about": true, "blob": true, "filesystem": true, "view-source": true,
+	"chrome": true, "chrome-extension": true, "resource": true,
+	"moz-extension": true, "ms-browser-extension": true,
+	// Network protocols and handlers of other applications.
+	"ftp": true, "ftps": true, "ws": true, "wss": true, "ssh": true, "sftp": true,
+	"smb": true, "ldap": true, "gopher": true, "mailto": true, "tel": true, "sms": true,
+	"intent": true, "android-app": true,
 }
 
 // validateRedirectURI checks a redirect URI offered at registration: an
 // absolute URI without fragment or user info; https anywhere, http only on a
 // loopback host, and private-use schemes (RFC 8252 §7.1, e.g.
-// cursor://anysphere.cursor-mcp/oauth/callback) except those that run code
-// or read files. The error is safe to show the client.
+// cursor://anysphere.cursor-mcp/oauth/callback; a dot is not required, as
+// vscode:// and claude:// have none) except the blockedSchemes. The error
+// is safe to show the client.
 func validateRedirectURI(raw string) error {
 	if raw == "" {
 		return errors.New("empty redirect URI")

@@ -1,6 +1,13 @@
 package oauth
 
-import "testing"
+import (
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/mcp-authz/mcp-authz/registry"
+)
 
 func TestValidateRedirectURI(t *testing.T) {
 	t.Parallel()
@@ -34,6 +41,39 @@ func TestValidateRedirectURI(t *testing.T) {
 		{"file:///etc/passwd", false},
 		{"vbscript:x", false},
 		{"mailto:a@b.example", false},
+		{"vscode://vscode.github-authentication/did-authenticate", true},
+		{"claude://claude.ai/oauth/callback", true},
+		{"myapp:/callback", true},
+		{"Cursor://anysphere.cursor-mcp/cb", true},
+		{"ftp://attacker.example/cb", false},
+		{"ftps://attacker.example/cb", false},
+		{"ws://attacker.example/cb", false},
+		{"WSS://attacker.example/cb", false},
+		{"intent://x/#Intent;scheme=https;end", false},
+		{"intent://host/cb", false},
+		{"android-app://com.example.app/https/attacker.example/cb", false},
+		{"chrome://settings/cb", false},
+		{"chrome-extension://abcdefghijklmnop/cb.html", false},
+		{"about://blank/cb", false},
+		{"blob://attacker.example/cb", false},
+		{"filesystem://attacker.example/cb", false},
+		{"tel://5551234/cb", false},
+		{"sms://5551234/cb", false},
+		{"ssh://attacker.example/cb", false},
+		{"sftp://attacker.example/cb", false},
+		{"smb://attacker.example/share/cb", false},
+		{"ldap://attacker.example/cb", false},
+		{"gopher://attacker.example/cb", false},
+		{"view-source://attacker.example/cb", false},
+		{"jar://attacker.example/x.jar!/cb", false},
+		{"resource://gre/cb", false},
+		{"moz-extension://abcd/cb", false},
+		{"ms-browser-extension://abcd/cb", false},
+		{"mailto://b.example/cb", false},
+		{"javascript://x/cb", false},
+		{"data://x/cb", false},
+		{"file://host/cb", false},
+		{"vbscript://x/cb", false},
 		{"/relative", false},
 		{"", false},
 		{"https://app.example/c b", false},
@@ -95,4 +135,44 @@ func TestMatchRedirectURI(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAuthorizeRefusesStoredBlockedRedirect checks that a redirect URI
+// stored before its scheme was refused gets no authorization response.
+func TestAuthorizeRefusesStoredBlockedRedirect(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tests := []struct{ name, uri string }{
+		{"websocket", "wss://attacker.example/cb"},
+		{"ftp", "ftp://attacker.example/cb"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := e.with(t)
+			id := "old-" + tt.name
+			err := e.store.Update(t.Context(), func(tx *registry.Txn) error {
+				return tx.PutClient(&registry.Client{ID: id, RedirectURIs: []string{tt.uri},
+					TokenEndpointAuthMethod: authNone, CreatedAt: time.Now()})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, challenge := pkce()
+			for _, params := range []url.Values{
+				authParams(id, tt.uri, challenge), withoutRedirect(authParams(id, "", challenge)),
+			} {
+				rec := e.do(http.MethodGet, "/authorize?"+params.Encode(), nil, nil)
+				if rec.StatusCode != http.StatusBadRequest || rec.Header.Get("Location") != "" {
+					t.Errorf("authorize %v: %d Location %q, want 400 without a redirect",
+						params, rec.StatusCode, rec.Header.Get("Location"))
+				}
+			}
+		})
+	}
+}
+
+func withoutRedirect(v url.Values) url.Values {
+	v.Del("redirect_uri")
+	return v
 }
