@@ -332,7 +332,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req authReque
 	}
 	s.log.Info("authorization code issued", "client_id", req.clientID, "sub", subject,
 		"scope", ac.Scope, "resource", ac.Resource, "grant_id", ac.GrantID,
-		"code", fingerprint(code))
+		"code_fp", fingerprint(code))
 	s.redirect(w, r, req.redirectURI, url.Values{
 		"code": {code}, "state": {req.state}, "iss": {s.issuer},
 	})

@@ -99,7 +99,7 @@ func (s *Server) handleManage(w http.ResponseWriter, r *http.Request, id string)
 		!equalSecret(hashSecret(token), c.RegistrationTokenHash) {
 		if present {
 			s.log.Info("registration management refused", "client_id", truncate(id, 64),
-				"token", fingerprint(token))
+				"token_fp", fingerprint(token))
 		}
 		writeManageUnauthorized(w, present)
 		return

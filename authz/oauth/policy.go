@@ -200,7 +200,7 @@ func (s *Server) registrationAllowed(w http.ResponseWriter, r *http.Request) boo
 			return false
 		}
 		s.log.Info("registration refused: wrong initial access token",
-			"token", fingerprint(token))
+			"token_fp", fingerprint(token))
 		w.Header().Set("WWW-Authenticate",
 			`Bearer realm="registration", error="invalid_token"`)
 		writeError(w, http.StatusUnauthorized, errInvalidToken,

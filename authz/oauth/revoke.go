@@ -38,7 +38,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 			writeOAuthError(w, storeError(err))
 			return
 		}
-		s.log.Info("token revoked", "client_id", c.ID, "token", fingerprint(raw))
+		s.log.Info("token revoked", "client_id", c.ID, "token_fp", fingerprint(raw))
 	}
 	w.WriteHeader(http.StatusOK)
 }

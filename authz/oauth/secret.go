@@ -34,8 +34,14 @@ func hashSecret(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// fingerprint is a short, non-reversible label of a secret for logs.
-func fingerprint(s string) string { return hashSecret(s)[:8] }
+// fingerprint is a short, non-reversible label of a secret for logs: the
+// first 12 hex digits of the SHA-256 of the raw value, the rule of the
+// decision's token_fp (package authz), so that an operator can find one
+// token in the logs of both. Log it under a key ending in _fp.
+func fingerprint(s string) string { return hashSecret(s)[:fingerprintLen] }
+
+// fingerprintLen is the length of a fingerprint in hex digits.
+const fingerprintLen = 12
 
 // equalSecret compares two strings in constant time (for equal lengths).
 func equalSecret(a, b string) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
@@ -95,10 +96,11 @@ func (s *Server) exchangeCode(ctx context.Context, c *registry.Client,
 		return nil, invalid
 	case ac.ClientID != c.ID:
 		s.log.Warn("code presented by another client", "client_id", c.ID,
-			"code_client_id", ac.ClientID, "code", fingerprint(code))
+			"code_client_id", ac.ClientID, "code_fp", fingerprint(code))
 		return nil, invalid
 	case ac.Used():
-		s.revokeReplayed(ctx, ac.GrantID, "authorization code", fingerprint(code))
+		s.revokeReplayed(ctx, ac.GrantID, "authorization code",
+			slog.String("code_fp", fingerprint(code)))
 		return nil, invalid
 	case !now.Before(ac.ExpiresAt):
 		return nil, invalid
@@ -153,7 +155,7 @@ func (s *Server) exchangeCode(ctx context.Context, c *registry.Client,
 		return nil, invalid
 	case replayed:
 		s.log.Warn("authorization code replayed; grant revoked", "client_id", c.ID,
-			"grant_id", ac.GrantID, "code", fingerprint(code))
+			"grant_id", ac.GrantID, "code_fp", fingerprint(code))
 		return nil, invalid
 	}
 	s.log.Info("tokens issued", "grant_type", grantAuthorizationCode, "client_id", c.ID,
@@ -182,12 +184,13 @@ func (s *Server) refresh(ctx context.Context, c *registry.Client,
 		return nil, invalid
 	case old.ClientID != c.ID:
 		s.log.Warn("refresh token presented by another client", "client_id", c.ID,
-			"token_client_id", old.ClientID, "refresh_token", fingerprint(raw))
+			"token_client_id", old.ClientID, "refresh_token_fp", fingerprint(raw))
 		return nil, invalid
 	case !old.RevokedAt.IsZero():
 		return nil, invalid
 	case !old.RotatedAt.IsZero():
-		s.revokeReplayed(ctx, old.GrantID, "refresh token", fingerprint(raw))
+		s.revokeReplayed(ctx, old.GrantID, "refresh token",
+			slog.String("refresh_token_fp", fingerprint(raw)))
 		return nil, invalid
 	case !now.Before(old.ExpiresAt), s.store.Revoked("grant:" + old.GrantID):
 		return nil, invalid
@@ -232,7 +235,7 @@ func (s *Server) refresh(ctx context.Context, c *registry.Client,
 		return nil, invalid
 	case replayed:
 		s.log.Warn("refresh token reused; grant revoked", "client_id", c.ID,
-			"grant_id", old.GrantID, "refresh_token", fingerprint(raw))
+			"grant_id", old.GrantID, "refresh_token_fp", fingerprint(raw))
 		return nil, invalid
 	}
 	s.log.Info("tokens issued", "grant_type", grantRefreshToken, "client_id", c.ID,
@@ -324,7 +327,7 @@ func (s *Server) revocationTTL() time.Duration {
 // revokeReplayed revokes a grant whose code or rotated refresh token was
 // presented again. Failure to store the revocation is logged; the request is
 // refused either way.
-func (s *Server) revokeReplayed(ctx context.Context, grantID, what, fp string) {
+func (s *Server) revokeReplayed(ctx context.Context, grantID, what string, fp slog.Attr) {
 	now := s.now().UTC()
 	err := s.store.Update(ctx, func(tx *registry.Txn) error {
 		return revokeGrantTx(tx, grantID, now, s.revocationTTL())
@@ -333,7 +336,7 @@ func (s *Server) revokeReplayed(ctx context.Context, grantID, what, fp string) {
 		s.logStoreError("revoking replayed grant", "grant_id", grantID, "err", err)
 		return
 	}
-	s.log.Warn(what+" replayed; grant revoked", "grant_id", grantID, "token", fp)
+	s.log.Warn(what+" replayed; grant revoked", "grant_id", grantID, fp)
 }
 
 // revokeGrantTx revokes every refresh token of a grant and records the
