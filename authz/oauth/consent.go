@@ -100,7 +100,7 @@ func (s *Server) consentsLogin(w http.ResponseWriter, r *http.Request, sess *ses
 		s.renderConsents(w, r, sess, blocked, http.StatusTooManyRequests)
 		return
 	case !ok:
-		s.log.Info("login failed", "user", truncate(username, 64), "page", "consents")
+		s.log.Info("login failed", s.userAttr(username), "page", "consents")
 		s.renderConsents(w, r, sess, "Wrong user name or password.", http.StatusOK)
 		return
 	}

@@ -167,7 +167,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, p *pendingA
 		return
 	}
 	if !ok {
-		s.log.Info("login failed", "user", truncate(username, 64), "client_id", p.req.clientID)
+		s.log.Info("login failed", s.userAttr(username), "client_id", p.req.clientID)
 		if !s.flows.loginFailed(p.id) {
 			s.renderError(w, r, newError(http.StatusForbidden, errAccessDenied,
 				"too many failed sign-in attempts; go back to the application and try again"))

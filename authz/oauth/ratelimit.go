@@ -175,7 +175,7 @@ func (s *Server) checkPassword(w http.ResponseWriter, r *http.Request, username 
 		return subject, true, ""
 	}
 	if lock := s.limits.lockout.Fail(key, now); lock > 0 {
-		s.log.Warn("sign-in locked after repeated failures", "user", truncate(username, 64),
+		s.log.Warn("sign-in locked after repeated failures", s.userAttr(username),
 			"client", client, "lock", lock)
 	}
 	return "", false, ""

@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -76,4 +77,14 @@ func (s *Server) authenticate(name, password string) (string, bool) {
 		return "", false
 	}
 	return u.Name, true
+}
+
+// userAttr names a user name typed into a sign-in form in a log line: as
+// "user" when such a user exists, else only as a fingerprint ("user_fp"),
+// since what was typed may be a password in the wrong field.
+func (s *Server) userAttr(typed string) slog.Attr {
+	if s.store.User(typed) != nil {
+		return slog.String("user", typed)
+	}
+	return slog.String("user_fp", fingerprint(typed))
 }

@@ -106,3 +106,57 @@ func TestAuthenticate(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedLoginLogsNoTypedSecret checks that what is typed into the user
+// name field of a sign-in form reaches the log only when it names a user:
+// else it may be a password typed into the wrong field.
+func TestFailedLoginLogsNoTypedSecret(t *testing.T) {
+	t.Parallel()
+	const typedPassword = "Correct-Horse-9"
+	tests := []struct {
+		name     string
+		typed    string
+		wantAttr string
+	}{
+		{"known user", testUser, "user=" + testUser},
+		{"password in the user field", typedPassword, "user_fp=" + fingerprint(typedPassword)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			logs := e.logServer()
+			client := e.publicClient(webRedirect)
+			_, challenge := pkce()
+
+			b := e.browser()
+			resp := b.get(e.issuer + "/authorize?" +
+				authParams(client, webRedirect, challenge).Encode())
+			action, f := parseForm(t, e.issuer, readBody(t, resp))
+			f.Set("username", tt.typed)
+			f.Set("password", "wrong")
+			b.post(action, f).Body.Close()
+
+			// Enough failures on the consents page to lock the name out.
+			lockAfter := e.srv.cfg.RateLimits.Lockout.Failures
+			for range lockAfter {
+				resp = b.get(e.issuer + "/consents")
+				action, f = consentsForm(t, e.issuer, readBody(t, resp), stepLogin)
+				f.Set("username", tt.typed)
+				f.Set("password", "wrong")
+				b.post(action, f).Body.Close()
+			}
+
+			for _, msg := range []string{"login failed", "sign-in locked"} {
+				if len(logs.lines(msg, tt.wantAttr)) == 0 {
+					t.Errorf("no %q line with %s:\n%s", msg, tt.wantAttr, logs.lines(msg))
+				}
+			}
+			if tt.typed != testUser {
+				if got := logs.lines(tt.typed); len(got) != 0 {
+					t.Errorf("the typed user name reached the log:\n%s", got)
+				}
+			}
+		})
+	}
+}
