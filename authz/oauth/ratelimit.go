@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 
@@ -86,11 +87,18 @@ func (l RateLimits) validate() error {
 	return errors.Join(errs...)
 }
 
+// maxForwardWarnings bounds the peers warned about for an ignored
+// X-Forwarded-For header, so that clients sending their own cannot grow the
+// set or flood the log.
+const maxForwardWarnings = 8
+
 // limiters holds the server's rate limit state.
 type limiters struct {
 	byName  map[string]*ratelimit.Limiter
 	lockout *ratelimit.Lockout
-	warnXFF sync.Once
+
+	mu          sync.Mutex
+	warnedPeers map[netip.Addr]bool // peers warned about by warnForwarded
 }
 
 func newLimiters(l RateLimits) *limiters {
@@ -100,23 +108,51 @@ func newLimiters(l RateLimits) *limiters {
 			LimitToken:    ratelimit.NewLimiter(l.Token, l.MaxKeys),
 			LimitLogin:    ratelimit.NewLimiter(l.Login, l.MaxKeys),
 		},
-		lockout: ratelimit.NewLockout(l.Lockout, l.MaxKeys),
+		lockout:     ratelimit.NewLockout(l.Lockout, l.MaxKeys),
+		warnedPeers: map[netip.Addr]bool{},
 	}
 }
 
-// clientKey is the rate limit key of the request's client address. It warns
-// once when an X-Forwarded-For header is ignored because the peer is not a
-// trusted proxy: behind an untrusted proxy every client shares one key.
+// clientKey is the rate limit key of the request's client address.
 func (s *Server) clientKey(r *http.Request) string {
-	addr := ratelimit.ClientAddr(r, s.cfg.TrustedProxies)
-	if len(s.cfg.TrustedProxies) == 0 && ratelimit.Forwarded(r) {
-		s.limits.warnXFF.Do(func() {
-			s.log.Warn("X-Forwarded-For ignored: the peer is not a trusted proxy; behind a "+
-				"proxy set the trusted proxies, or every client shares one rate limit",
-				"peer", r.RemoteAddr)
-		})
+	s.warnForwarded(r)
+	return ratelimit.Key(ratelimit.ClientAddr(r, s.cfg.TrustedProxies))
+}
+
+// warnForwarded warns, once per peer address (for a few of them), when r
+// carries an X-Forwarded-For header from a peer outside TrustedProxies: the
+// header is ignored, so when that peer is a proxy every client behind it
+// shares one rate limit and lockout key.
+func (s *Server) warnForwarded(r *http.Request) {
+	if !ratelimit.Forwarded(r) {
+		return
 	}
-	return ratelimit.Key(addr)
+	peer := ratelimit.ClientAddr(r, nil) // the connection's peer
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(peer) {
+			return
+		}
+	}
+	l := s.limits
+	l.mu.Lock()
+	if l.warnedPeers[peer] || len(l.warnedPeers) >= maxForwardWarnings {
+		l.mu.Unlock()
+		return
+	}
+	l.warnedPeers[peer] = true
+	l.mu.Unlock()
+	s.log.Warn("X-Forwarded-For ignored: the peer is not a trusted proxy; if it is your "+
+		"proxy, add it to --trusted-proxies (MCP_AUTHZ_TRUSTED_PROXIES), or every client "+
+		"behind it shares one rate limit and lockout",
+		"peer", peerName(peer), "trusted_proxies", s.cfg.TrustedProxies)
+}
+
+// peerName names a peer address in a log line.
+func peerName(a netip.Addr) string {
+	if !a.IsValid() {
+		return "unknown (not an IP connection)"
+	}
+	return a.String()
 }
 
 // allow takes a token from the named limit for the request's client. When

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -293,5 +294,72 @@ func TestRateLimitsConfig(t *testing.T) {
 		if l.withDefaults().validate() == nil {
 			t.Errorf("%s: validate accepted %+v", name, l)
 		}
+	}
+}
+
+// TestForwardedForWarning checks that an X-Forwarded-For header from a peer
+// outside the trusted proxies is reported, once per peer, naming the peer
+// and the setting to change; and that a trusted proxy's is not.
+func TestForwardedForWarning(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		trusted  []netip.Prefix
+		peer     string
+		xff      string
+		wantWarn bool
+	}{
+		{"no trusted proxies", nil, "192.0.2.1:1234", "203.0.113.7", true},
+		{"peer outside the trusted proxies", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+			"192.0.2.1:1234", "203.0.113.7", true},
+		{"ipv6 peer outside", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+			"[2001:db8::5]:443", "203.0.113.7", true},
+		{"trusted proxy", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+			"10.1.2.3:1234", "203.0.113.7", false},
+		{"no header", nil, "192.0.2.1:1234", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, withConfig(func(c *Config) { c.TrustedProxies = tt.trusted }))
+			logs := e.logServer()
+			for range 3 {
+				r := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader(""))
+				r.RemoteAddr = tt.peer
+				if tt.xff != "" {
+					r.Header.Set("X-Forwarded-For", tt.xff)
+				}
+				e.srv.ServeHTTP(httptest.NewRecorder(), r)
+			}
+			peer := netip.MustParseAddrPort(tt.peer).Addr().String()
+			got := logs.lines("X-Forwarded-For ignored")
+			switch {
+			case !tt.wantWarn && len(got) != 0:
+				t.Errorf("warned: %q", got)
+			case tt.wantWarn && len(got) != 1:
+				t.Errorf("want one warning, got %q", got)
+			case tt.wantWarn && (!strings.Contains(got[0], "peer="+peer) ||
+				!strings.Contains(got[0], "--trusted-proxies") ||
+				!strings.Contains(got[0], "MCP_AUTHZ_TRUSTED_PROXIES")):
+				t.Errorf("warning %q does not name the peer %s and the setting", got[0], peer)
+			}
+		})
+	}
+}
+
+// TestForwardedForWarningBounded checks that clients sending their own
+// X-Forwarded-For headers cannot flood the log with warnings.
+func TestForwardedForWarningBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	logs := e.logServer()
+	for i := range 100 {
+		r := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader(""))
+		r.RemoteAddr = netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}).String() + ":1"
+		r.Header.Set("X-Forwarded-For", "203.0.113.7")
+		e.srv.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	if got := len(logs.lines("X-Forwarded-For ignored")); got != maxForwardWarnings {
+		t.Errorf("%d warnings, want %d", got, maxForwardWarnings)
 	}
 }

@@ -44,7 +44,9 @@ type Config struct {
 	RateLimits RateLimits
 	// TrustedProxies are the proxies whose X-Forwarded-For header names the
 	// client address for rate limits and lockouts; none by default, so the
-	// connection's peer is the client.
+	// connection's peer is the client. The header from any other peer is
+	// ignored, with a warning naming the peer (once per peer, for the first
+	// few peers).
 	TrustedProxies []netip.Prefix
 
 	// OnRegistration is called after a client registration is stored,
