@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -28,6 +29,7 @@ type authRequest struct {
 	redirectSent string // redirect_uri as sent; "" when it was left out
 	state        string
 	scope        []string
+	scopeSent    string // scope as sent
 	resource     string // the configured resource URL, the token's audience
 	challenge    string
 	prompt       string
@@ -53,11 +55,17 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if secs, ok := s.allow(w, r, LimitAuthorize); !ok {
+		s.renderError(w, r, newError(http.StatusTooManyRequests, errTemporarilyUnavailable,
+			fmt.Sprintf("too many authorization requests from this address; "+
+				"retry in %d seconds", secs)))
+		return
+	}
 	params := r.URL.Query()
 	if r.Method == http.MethodPost {
 		params = r.Form
 	}
-	req, fatal, rerr := s.parseAuthorize(r.Context(), params)
+	req, fatal, rerr := s.parseAuthorize(r.Context(), params, DevUseAuthorize)
 	if fatal != nil {
 		s.log.Debug("authorization refused", "client_id", truncate(params.Get("client_id"), 64),
 			"err", fatal.Description)
@@ -72,15 +80,12 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 }
 
 // startAuthorization shows the login or consent page for a valid request, or
-// answers at once when the browser is logged in and the user has consented.
+// answers at once when the browser is signed in and the user has consented.
+// Only a signed-in browser leaves state in memory (browser.go).
 func (s *Server) startAuthorization(w http.ResponseWriter, r *http.Request, req authRequest) {
 	now := s.now()
 	sess := s.currentSession(r)
-	if sess == nil {
-		sess = s.flows.newSession("", "", now, s.cfg.SessionTTL)
-		s.setSessionCookie(w, sess)
-	}
-	if sess.subject != "" && req.prompt != promptLogin {
+	if sess != nil && req.prompt != promptLogin {
 		if req.prompt != promptConsent && s.consented(sess.subject, req) {
 			s.issueCode(w, r, req, sess.subject, false)
 			return
@@ -97,15 +102,35 @@ func (s *Server) startAuthorization(w http.ResponseWriter, r *http.Request, req 
 		s.redirectError(w, r, req, newError(0, errLoginRequired, "login is required"))
 		return
 	}
-	p := s.flows.addPending(req, sess.id, now, s.cfg.AuthorizeTTL)
-	s.renderLogin(w, r, &p, "", http.StatusOK)
+	binding, _ := s.browserBinding(w, r)
+	s.renderLogin(w, r, req, loginCSRF(binding, now), "", http.StatusOK)
+}
+
+// formFields returns the hidden fields that carry req through the login
+// form; parseAuthorize reads them back into the same request.
+func (req *authRequest) formFields() []hiddenField {
+	f := []hiddenField{
+		{"response_type", "code"}, {"client_id", req.clientID},
+		{"code_challenge", req.challenge}, {"code_challenge_method", "S256"},
+		{"resource", req.resource},
+	}
+	for _, kv := range [][2]string{
+		{"redirect_uri", req.redirectSent}, {"state", req.state},
+		{"scope", req.scopeSent}, {"prompt", req.prompt},
+	} {
+		if kv[1] != "" {
+			f = append(f, hiddenField{kv[0], kv[1]})
+		}
+	}
+	return f
 }
 
 // parseAuthorize validates an authorization request. fatal is an error found
 // before the client and redirect URI were verified: it is shown, never
-// redirected. redirErr is sent to req.redirectURI.
-func (s *Server) parseAuthorize(ctx context.Context, q url.Values) (req authRequest,
-	fatal, redirErr *oauthError) {
+// redirected. redirErr is sent to req.redirectURI. devUse names the use of
+// a development mode client in its log line ("" for none).
+func (s *Server) parseAuthorize(ctx context.Context, q url.Values, devUse string) (
+	req authRequest, fatal, redirErr *oauthError) {
 	bad := func(code, desc string) *oauthError { return newError(http.StatusBadRequest, code, desc) }
 	if len(q["client_id"]) > 1 || len(q["redirect_uri"]) > 1 {
 		return req, bad(errInvalidRequest, "client_id and redirect_uri must be sent once"), nil
@@ -114,7 +139,7 @@ func (s *Server) parseAuthorize(ctx context.Context, q url.Values) (req authRequ
 	if clientID == "" {
 		return req, bad(errInvalidRequest, "client_id is required"), nil
 	}
-	rc, e := s.resolveClient(ctx, clientID, DevUseAuthorize)
+	rc, e := s.resolveClient(ctx, clientID, devUse)
 	if e != nil {
 		return req, e, nil
 	}
@@ -174,7 +199,8 @@ func (s *Server) parseAuthorize(ctx context.Context, q url.Values) (req authRequ
 	if req.resource, e = s.requestedResource(q["resource"]); e != nil {
 		return req, nil, e
 	}
-	if req.scope, e = s.requestedScope(q.Get("scope"), c, req.resource); e != nil {
+	req.scopeSent = q.Get("scope")
+	if req.scope, e = s.requestedScope(req.scopeSent, c, req.resource); e != nil {
 		return req, nil, e
 	}
 	if e := rc.checkScope(req.scope); e != nil {

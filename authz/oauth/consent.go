@@ -3,13 +3,8 @@ package oauth
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/mcp-authz/mcp-authz/authz/cimd"
 	"github.com/mcp-authz/mcp-authz/registry"
@@ -66,25 +61,23 @@ func (s *Server) handleConsents(w http.ResponseWriter, r *http.Request) {
 	if !allowMethods(w, r, http.MethodGet, http.MethodHead, http.MethodPost) {
 		return
 	}
-	sess := s.currentSession(r)
-	if sess == nil {
-		sess = s.flows.newSession("", "", s.now(), s.cfg.SessionTTL)
-		s.setSessionCookie(w, sess)
-	}
+	binding, sess := s.browserBinding(w, r)
 	if r.Method != http.MethodPost {
-		s.renderConsents(w, r, sess, "", http.StatusOK)
+		s.renderConsents(w, r, binding, sess, "", http.StatusOK)
 		return
 	}
-	if !s.checkConsentsForm(w, r, sess) {
+	if !s.checkConsentsForm(w, r, binding) {
 		return
 	}
 	switch r.PostForm.Get("step") {
 	case stepLogin:
-		s.consentsLogin(w, r, sess)
+		s.consentsLogin(w, r, binding, sess)
 	case stepLogout:
-		s.flows.endSession(sess.id)
-		s.setSessionCookie(w, s.flows.newSession("", "", s.now(), s.cfg.SessionTTL))
-		s.log.Info("user logged out", "user", sess.subject)
+		if sess != nil {
+			s.flows.endSession(sess.id)
+			s.log.Info("user logged out", "user", sess.subject)
+		}
+		s.setSessionCookie(w, randomToken(bindingBytes))
 		s.seeOther(w, r.URL.EscapedPath())
 	default:
 		s.renderError(w, r, newError(http.StatusBadRequest, errInvalidRequest, "unknown step"))
@@ -92,20 +85,21 @@ func (s *Server) handleConsents(w http.ResponseWriter, r *http.Request) {
 }
 
 // consentsLogin signs the user in from the consent list's form.
-func (s *Server) consentsLogin(w http.ResponseWriter, r *http.Request, sess *session) {
+func (s *Server) consentsLogin(w http.ResponseWriter, r *http.Request, binding string,
+	sess *session) {
 	username := strings.TrimSpace(r.PostForm.Get("username"))
 	subject, ok, blocked := s.checkPassword(w, r, username)
 	switch {
 	case blocked != "":
-		s.renderConsents(w, r, sess, blocked, http.StatusTooManyRequests)
+		s.renderConsents(w, r, binding, sess, blocked, http.StatusTooManyRequests)
 		return
 	case !ok:
 		s.log.Info("login failed", s.userAttr(username), "page", "consents")
-		s.renderConsents(w, r, sess, "Wrong user name or password.", http.StatusOK)
+		s.renderConsents(w, r, binding, sess, "Wrong user name or password.", http.StatusOK)
 		return
 	}
-	sess = s.flows.newSession(sess.id, subject, s.now(), s.cfg.SessionTTL)
-	s.setSessionCookie(w, sess)
+	sess = s.flows.newSession(binding, subject, s.now(), s.cfg.SessionTTL)
+	s.setSessionCookie(w, sess.id)
 	s.log.Info("user logged in", "user", subject, "page", "consents")
 	s.seeOther(w, r.URL.EscapedPath())
 }
@@ -117,12 +111,12 @@ func (s *Server) handleConsentRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := s.currentSession(r)
-	if sess == nil || sess.subject == "" {
+	if sess == nil {
 		s.renderError(w, r, newError(http.StatusForbidden, errAccessDenied,
 			"sign in on the authorizations page first"))
 		return
 	}
-	if !s.checkConsentsForm(w, r, sess) {
+	if !s.checkConsentsForm(w, r, sess.id) {
 		return
 	}
 	clientID := r.PostForm.Get("client_id")
@@ -173,15 +167,17 @@ func (s *Server) withdrawConsent(ctx context.Context, subject, clientID string) 
 }
 
 // checkConsentsForm reads a posted form of the consent pages and checks its
-// CSRF token against the session. On failure it answers and returns false.
-func (s *Server) checkConsentsForm(w http.ResponseWriter, r *http.Request, sess *session) bool {
+// CSRF token against the browser binding (browser.go). On failure it
+// answers and returns false.
+func (s *Server) checkConsentsForm(w http.ResponseWriter, r *http.Request,
+	binding string) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	if err := r.ParseForm(); err != nil {
 		s.renderError(w, r, newError(http.StatusBadRequest, errInvalidRequest,
 			"the form could not be read"))
 		return false
 	}
-	if !equalSecret(r.PostForm.Get("csrf"), consentsCSRF(sess.id)) {
+	if !equalSecret(r.PostForm.Get("csrf"), consentsCSRF(binding)) {
 		s.log.Warn("consents form refused: csrf token mismatch")
 		s.renderError(w, r, newError(http.StatusForbidden, errAccessDenied,
 			"this form does not belong to this browser session; reload the page"))
@@ -191,19 +187,22 @@ func (s *Server) checkConsentsForm(w http.ResponseWriter, r *http.Request, sess 
 }
 
 // renderConsents shows the consent list of the session's user, or the
-// sign-in form when the session has none.
-func (s *Server) renderConsents(w http.ResponseWriter, r *http.Request, sess *session,
-	msg string, status int) {
+// sign-in form when the browser has no session.
+func (s *Server) renderConsents(w http.ResponseWriter, r *http.Request, binding string,
+	sess *session, msg string, status int) {
 	path := r.URL.EscapedPath()
 	d := consentsPage{
 		Title: "Your authorizations", Action: path, RevokeAction: path + "/revoke",
-		CSRF: consentsCSRF(sess.id), Subject: sess.subject, Message: msg,
+		CSRF: consentsCSRF(binding), Message: msg,
+	}
+	if sess != nil {
+		d.Subject = sess.subject
 	}
 	if r.Method == http.MethodPost {
 		d.Username = strings.TrimSpace(r.PostForm.Get("username"))
 	}
-	if sess.subject != "" {
-		for _, c := range s.store.Consents(sess.subject) {
+	if d.Subject != "" {
+		for _, c := range s.store.Consents(d.Subject) {
 			row := consentRow{ClientID: c.ClientID, ClientName: c.ClientID,
 				GrantedAt: c.GrantedAt.UTC().Format("2006-01-02 15:04 UTC")}
 			row.Scopes, _ = parseScope(c.Scope)
@@ -250,20 +249,4 @@ func (s *Server) consentClient(id string) (name string, known bool) {
 func (s *Server) seeOther(w http.ResponseWriter, location string) {
 	w.Header().Set("Location", location)
 	w.WriteHeader(http.StatusSeeOther)
-}
-
-// consentsKey signs the consent pages' CSRF tokens. It lives as long as the
-// process, like the sessions it protects.
-var consentsKey = sync.OnceValue(func() []byte {
-	k := make([]byte, 32)
-	_, _ = rand.Read(k)
-	return k
-})
-
-// consentsCSRF is the CSRF token of the consent pages for a session: an
-// HMAC of the session id, so it needs no storage and changes on sign-in.
-func consentsCSRF(sessionID string) string {
-	m := hmac.New(sha256.New, consentsKey())
-	m.Write([]byte("consents\x00" + sessionID))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }

@@ -24,12 +24,15 @@
 // with dev_mode=true).
 //
 // Every client, code, refresh token, consent and user lives in the registry,
-// so registrations and grants survive restarts. Only in-flight logins (the
-// pending authorization shown on a page and the browser's login session) are
-// kept in process memory: a restart, or a load balancer that sends the two
-// halves of a login to different instances, makes the user start the login
-// again. Signing the pending request into the form with a key shared through
-// the registry would remove that limit.
+// so registrations and grants survive restarts. Only in-flight logins are
+// kept in process memory: the session of a signed-in browser and the
+// consent pages it was shown (flows.go). A browser that has not signed in
+// costs nothing: the login page carries the authorization request in its
+// form, bound to the browser by an HMAC under a per-process key
+// (browser.go). A restart, or a load balancer that sends the two halves of
+// a login to different instances, makes the user start the login again. A
+// form key shared through the registry, and the consent page's request
+// signed into its form like the login page's, would remove that limit.
 //
 // Decisions that clients depend on, and the choice made for each:
 //

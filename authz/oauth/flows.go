@@ -6,31 +6,36 @@ import (
 	"time"
 )
 
-// Bounds on the in-memory login state, so that a flood of page loads cannot
-// exhaust memory: past them the entries closest to expiry are dropped.
+// Bounds on the in-memory login state. Only a signed-in browser holds any:
+// a sign-in needs a password and passes the login rate limit, so a flood
+// of page loads costs no memory (the login page keeps the request in its
+// form, pages.go). Each subject keeps its newest sessions and each session
+// its newest pending authorizations; past the global bounds, which only
+// many signed-in users together can reach, the entries closest to expiry
+// are dropped.
 const (
-	maxPending     = 10000
-	maxSessions    = 10000
-	maxLoginErrors = 5
+	maxPending            = 10000
+	maxSessions           = 10000
+	maxPendingPerSession  = 16
+	maxSessionsPerSubject = 32
 )
 
-// session is a browser's login on the authorization pages. Before login its
-// subject is empty; it still binds pending authorizations to the browser.
+// session is a signed-in browser on the authorization pages.
 type session struct {
 	id      string
 	subject string
+	prev    string // the cookie value this session replaced at sign-in
 	expires time.Time
 }
 
-// pendingAuth is an authorization request waiting for the user's login or
-// consent, found by the id carried in the page's form.
+// pendingAuth is an authorization request of a signed-in browser waiting
+// for the user's consent, found by the id carried in the page's form.
 type pendingAuth struct {
 	id        string
 	csrf      string
 	sessionID string
 	req       authRequest
 	expires   time.Time
-	failures  int
 }
 
 // flowStore keeps sessions and pending authorizations in memory.
@@ -56,13 +61,19 @@ func (f *flowStore) session(id string, now time.Time) *session {
 	return &c
 }
 
-// newSession starts a session for subject ("" before login), replacing the
-// session oldID if any (a new id on login prevents session fixation).
+// newSession signs subject in, replacing the session or anonymous cookie
+// value oldID (a new id on sign-in prevents session fixation); pending
+// authorizations of a replaced session move to the new one. A subject's
+// oldest session ends when it has too many.
 func (f *flowStore) newSession(oldID, subject string, now time.Time, ttl time.Duration) *session {
-	s := &session{id: randomToken(sessionBytes), subject: subject, expires: now.Add(ttl)}
+	s := &session{id: randomToken(sessionBytes), subject: subject, prev: oldID,
+		expires: now.Add(ttl)}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.sessions, oldID)
+	dropOldest(f.sessions, maxSessionsPerSubject-1,
+		func(o *session) bool { return o.subject == subject },
+		func(o *session) time.Time { return o.expires })
 	if len(f.sessions) >= maxSessions {
 		evict(f.sessions, now, func(s *session) time.Time { return s.expires })
 	}
@@ -83,7 +94,8 @@ func (f *flowStore) endSession(id string) {
 	delete(f.sessions, id)
 }
 
-// addPending stores a new pending authorization for the session.
+// addPending stores a new pending authorization for the session, dropping
+// the session's oldest when it has too many.
 func (f *flowStore) addPending(req authRequest, sessionID string, now time.Time,
 	ttl time.Duration) pendingAuth {
 	p := &pendingAuth{
@@ -95,6 +107,9 @@ func (f *flowStore) addPending(req authRequest, sessionID string, now time.Time,
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	dropOldest(f.pending, maxPendingPerSession-1,
+		func(o *pendingAuth) bool { return o.sessionID == sessionID },
+		func(o *pendingAuth) time.Time { return o.expires })
 	if len(f.pending) >= maxPending {
 		evict(f.pending, now, func(p *pendingAuth) time.Time { return p.expires })
 	}
@@ -115,23 +130,6 @@ func (f *flowStore) pendingAuth(id string, now time.Time) *pendingAuth {
 	return &c
 }
 
-// loginFailed counts a failed login on pending id and reports whether the
-// pending authorization may still be tried (it is dropped after too many).
-func (f *flowStore) loginFailed(id string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	p := f.pending[id]
-	if p == nil {
-		return false
-	}
-	p.failures++
-	if p.failures >= maxLoginErrors {
-		delete(f.pending, id)
-		return false
-	}
-	return true
-}
-
 // take removes pending id and returns it, so that a consent is acted on once.
 func (f *flowStore) take(id string, now time.Time) *pendingAuth {
 	f.mu.Lock()
@@ -142,6 +140,25 @@ func (f *flowStore) take(id string, now time.Time) *pendingAuth {
 		return nil
 	}
 	return p
+}
+
+// dropOldest deletes the entries of m that match, those closest to expiry
+// first, until at most keep of them are left.
+func dropOldest[V any](m map[string]V, keep int, match func(V) bool,
+	expires func(V) time.Time) {
+	var keys []string
+	for k, v := range m {
+		if match(v) {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) <= keep {
+		return
+	}
+	slices.SortFunc(keys, func(a, b string) int { return expires(m[a]).Compare(expires(m[b])) })
+	for _, k := range keys[:len(keys)-keep] {
+		delete(m, k)
+	}
 }
 
 // evict drops the expired entries of m and, when none had expired, the

@@ -82,7 +82,8 @@ func newEnv(t testing.TB, opts ...envOption) *testEnv {
 	}}
 	// Every test client shares one address: rate limits are tested on
 	// their own (ratelimit_test.go) and turned off elsewhere.
-	cfg.RateLimits = RateLimits{Register: offLimit, Token: offLimit, Login: offLimit}
+	cfg.RateLimits = RateLimits{Register: offLimit, Token: offLimit, Login: offLimit,
+		Authorize: offLimit}
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -6,7 +6,6 @@ import (
 	"html/template"
 	"net/http"
 	"strings"
-	"time"
 )
 
 //go:embed templates/*.html
@@ -56,37 +55,43 @@ type pageData struct {
 	LoopbackRedirect bool // a document's or dev client's response goes to this computer
 }
 
-func (s *Server) pageFor(r *http.Request, p *pendingAuth, step string) pageData {
-	name := p.req.clientName
+// pageFor fills the page data of an authorization request, with the
+// form's hidden fields.
+func (s *Server) pageFor(r *http.Request, req authRequest, hidden []hiddenField) pageData {
+	name := req.clientName
 	if name == "" {
-		name = p.req.clientID
+		name = req.clientID
 	}
 	d := pageData{
-		Action: r.URL.EscapedPath(),
-		Hidden: []hiddenField{
-			{"step", step}, {"request", p.id}, {"csrf", p.csrf},
-		},
+		Action:       r.URL.EscapedPath(),
+		Hidden:       hidden,
 		ClientName:   name,
-		ClientID:     p.req.clientID,
-		RedirectHost: redirectHost(p.req.redirectURI),
-		Resource:     p.req.resource,
-		Scopes:       p.req.scope,
+		ClientID:     req.clientID,
+		RedirectHost: redirectHost(req.redirectURI),
+		Resource:     req.resource,
+		Scopes:       req.scope,
 	}
-	s.describeClient(&d, p.req)
+	s.describeClient(&d, req)
 	return d
 }
 
-func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, p *pendingAuth,
-	msg string, status int) {
-	d := s.pageFor(r, p, stepLogin)
+// renderLogin shows the login page of req. The form carries the request
+// and csrf, a loginCSRF token (browser.go); nothing is stored.
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, req authRequest,
+	csrf, msg string, status int) {
+	hidden := append([]hiddenField{{"step", stepLogin}, {"csrf", csrf}}, req.formFields()...)
+	d := s.pageFor(r, req, hidden)
 	d.Title, d.Message = "Sign in", msg
 	d.Username = strings.TrimSpace(r.PostForm.Get("username"))
 	s.render(w, r, "login.html", status, d)
 }
 
+// renderConsent shows the consent page of the pending authorization p.
 func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, p *pendingAuth,
 	subject string) {
-	d := s.pageFor(r, p, stepConsent)
+	d := s.pageFor(r, p.req, []hiddenField{
+		{"step", stepConsent}, {"request", p.id}, {"csrf", p.csrf},
+	})
 	d.Title, d.Subject = "Authorize access", subject
 	s.render(w, r, "consent.html", http.StatusOK, d)
 }
@@ -126,21 +131,93 @@ func wantsJSON(r *http.Request) bool {
 
 // handleStep handles a submitted login or consent form.
 func (s *Server) handleStep(w http.ResponseWriter, r *http.Request) {
+	switch r.PostForm.Get("step") {
+	case stepLogin:
+		s.handleLogin(w, r)
+	case stepConsent:
+		s.handleConsent(w, r)
+	default:
+		s.renderError(w, r, newError(http.StatusBadRequest, errInvalidRequest, "unknown step"))
+	}
+}
+
+// errForeignForm answers a form that was not shown to this browser.
+var errForeignForm = newError(http.StatusForbidden, errAccessDenied,
+	"this form does not belong to this browser session; "+
+		"go back to the application and connect again")
+
+// errPageExpired answers a form submitted too late.
+var errPageExpired = newError(http.StatusBadRequest, errInvalidRequest,
+	"this page has expired; go back to the application and connect again")
+
+// handleLogin handles the login form: it checks that the form was shown to
+// this browser, validates the authorization request it carries again, and
+// on the right password signs the browser in and shows the consent page (or
+// answers at once when the user has consented before).
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	now := s.now()
+	f := r.PostForm
+	binding := s.cookieValue(r)
+	bindings := []string{binding}
+	if sess := s.flows.session(binding, now); sess != nil {
+		bindings = append(bindings, sess.prev) // a login form shown before sign-in
+	}
+	switch checkLoginCSRF(f.Get("csrf"), bindings, now, s.cfg.AuthorizeTTL) {
+	case loginFormExpired:
+		s.renderError(w, r, errPageExpired)
+		return
+	case loginFormForeign:
+		s.log.Warn("login form refused: session or csrf token mismatch",
+			"client_id", truncate(f.Get("client_id"), 64))
+		s.renderError(w, r, errForeignForm)
+		return
+	}
+	req, fatal, rerr := s.parseAuthorize(r.Context(), f, "")
+	if fatal != nil {
+		s.renderError(w, r, fatal)
+		return
+	}
+	if rerr != nil {
+		s.redirectError(w, r, req, rerr)
+		return
+	}
+
+	username := strings.TrimSpace(f.Get("username"))
+	subject, ok, blocked := s.checkPassword(w, r, username) // rate limit, lockout
+	if blocked != "" {
+		s.renderLogin(w, r, req, f.Get("csrf"), blocked, http.StatusTooManyRequests)
+		return
+	}
+	if !ok {
+		s.log.Info("login failed", s.userAttr(username), "client_id", req.clientID)
+		s.renderLogin(w, r, req, f.Get("csrf"), "Wrong user name or password.", http.StatusOK)
+		return
+	}
+	sess := s.flows.newSession(binding, subject, now, s.cfg.SessionTTL)
+	s.setSessionCookie(w, sess.id)
+	s.log.Info("user logged in", "user", subject, "client_id", req.clientID)
+	if req.prompt != promptConsent && s.consented(subject, req) {
+		s.issueCode(w, r, req, subject, false)
+		return
+	}
+	p := s.flows.addPending(req, sess.id, now, s.cfg.AuthorizeTTL)
+	s.renderConsent(w, r, &p, subject)
+}
+
+// handleConsent handles the consent form of a pending authorization.
+func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 	f := r.PostForm
 	p := s.flows.pendingAuth(f.Get("request"), now)
 	if p == nil {
-		s.renderError(w, r, newError(http.StatusBadRequest, errInvalidRequest,
-			"this page has expired; go back to the application and connect again"))
+		s.renderError(w, r, errPageExpired)
 		return
 	}
 	sess := s.currentSession(r)
 	if sess == nil || sess.id != p.sessionID || !equalSecret(f.Get("csrf"), p.csrf) {
-		s.log.Warn("authorization form refused: session or csrf token mismatch",
+		s.log.Warn("consent form refused: session or csrf token mismatch",
 			"client_id", p.req.clientID)
-		s.renderError(w, r, newError(http.StatusForbidden, errAccessDenied,
-			"this form does not belong to this browser session; "+
-				"go back to the application and connect again"))
+		s.renderError(w, r, errForeignForm)
 		return
 	}
 	if _, e := s.resolveClient(r.Context(), p.req.clientID, ""); e != nil {
@@ -148,59 +225,13 @@ func (s *Server) handleStep(w http.ResponseWriter, r *http.Request) {
 			"the client is no longer registered"))
 		return
 	}
-	switch f.Get("step") {
-	case stepLogin:
-		s.handleLogin(w, r, p, sess)
-	case stepConsent:
-		s.handleConsent(w, r, p, sess)
-	default:
-		s.renderError(w, r, newError(http.StatusBadRequest, errInvalidRequest, "unknown step"))
-	}
-}
-
-func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, p *pendingAuth,
-	sess *session) {
-	username := strings.TrimSpace(r.PostForm.Get("username"))
-	subject, ok, blocked := s.checkPassword(w, r, username) // rate limit, lockout
-	if blocked != "" {
-		s.renderLogin(w, r, p, blocked, http.StatusTooManyRequests)
-		return
-	}
-	if !ok {
-		s.log.Info("login failed", s.userAttr(username), "client_id", p.req.clientID)
-		if !s.flows.loginFailed(p.id) {
-			s.renderError(w, r, newError(http.StatusForbidden, errAccessDenied,
-				"too many failed sign-in attempts; go back to the application and try again"))
-			return
-		}
-		s.renderLogin(w, r, p, "Wrong user name or password.", http.StatusOK)
-		return
-	}
-	sess = s.flows.newSession(sess.id, subject, s.now(), s.cfg.SessionTTL)
-	s.setSessionCookie(w, sess)
-	s.log.Info("user logged in", "user", subject, "client_id", p.req.clientID)
-	if p.req.prompt != promptConsent && s.consented(subject, p.req) {
-		if s.flows.take(p.id, s.now()) != nil {
-			s.issueCode(w, r, p.req, subject, false)
-			return
-		}
-	}
-	s.renderConsent(w, r, p, subject)
-}
-
-func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, p *pendingAuth,
-	sess *session) {
-	if sess.subject == "" {
-		s.renderLogin(w, r, p, "Please sign in first.", http.StatusOK)
-		return
-	}
-	choice := r.PostForm.Get("consent")
+	choice := f.Get("consent")
 	if choice != "allow" && choice != "deny" {
 		s.renderError(w, r, newError(http.StatusBadRequest, errInvalidRequest,
 			"choose allow or deny"))
 		return
 	}
-	if s.flows.take(p.id, s.now()) == nil {
+	if s.flows.take(p.id, now) == nil {
 		s.renderError(w, r, newError(http.StatusBadRequest, errInvalidRequest,
 			"this page was already answered or has expired"))
 		return
@@ -211,39 +242,4 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, p *pendin
 		return
 	}
 	s.issueCode(w, r, p.req, sess.subject, true)
-}
-
-// Session cookie names: the __Host- prefix needs Secure, so it is used only
-// with an https issuer.
-const (
-	cookieSecure = "__Host-mcp-authz-session"
-	cookiePlain  = "mcp-authz-session"
-)
-
-func (s *Server) cookieName() string {
-	if s.secure {
-		return cookieSecure
-	}
-	return cookiePlain
-}
-
-// currentSession returns the browser's live session, or nil.
-func (s *Server) currentSession(r *http.Request) *session {
-	c, err := r.Cookie(s.cookieName())
-	if err != nil || c.Value == "" {
-		return nil
-	}
-	return s.flows.session(c.Value, s.now())
-}
-
-func (s *Server) setSessionCookie(w http.ResponseWriter, sess *session) {
-	http.SetCookie(w, &http.Cookie{
-		Name:     s.cookieName(),
-		Value:    sess.id,
-		Path:     "/",
-		MaxAge:   int(s.cfg.SessionTTL / time.Second),
-		HttpOnly: true,
-		Secure:   s.secure,
-		SameSite: http.SameSiteLaxMode,
-	})
 }

@@ -18,14 +18,19 @@ var (
 	DefaultRegisterLimit = ratelimit.Limit{PerMinute: 10, Burst: 20}
 	DefaultTokenLimit    = ratelimit.Limit{PerMinute: 120, Burst: 240}
 	DefaultLoginLimit    = ratelimit.Limit{PerMinute: 10, Burst: 10}
+	// DefaultAuthorizeLimit allows a browser, or a few behind one address,
+	// to start authorizations freely, and bounds what one address can
+	// make the server parse, resolve and render.
+	DefaultAuthorizeLimit = ratelimit.Limit{PerMinute: 60, Burst: 120}
 )
 
 // Names of the limits, passed to Config.OnRateLimited.
 const (
-	LimitRegister = "register"
-	LimitToken    = "token"
-	LimitLogin    = "login"
-	LimitLockout  = "lockout"
+	LimitRegister  = "register"
+	LimitToken     = "token"
+	LimitLogin     = "login"
+	LimitAuthorize = "authorize"
+	LimitLockout   = "lockout"
 )
 
 // RateLimits bounds how often one client address may call the endpoints.
@@ -42,6 +47,11 @@ type RateLimits struct {
 	// Login limits sign-in attempts on the login pages, right or wrong;
 	// default 10 a minute, bursts of 10.
 	Login ratelimit.Limit
+	// Authorize limits the authorization requests started at the
+	// authorization endpoint (not the login and consent forms, which the
+	// Login limit and a signed-in session guard); default 60 a minute,
+	// bursts of 120. Past it the browser gets a 429 page.
+	Authorize ratelimit.Limit
 	// Lockout locks a user name at one client address after repeated
 	// failed sign-ins (default: 5 failures, each within 15 minutes of the
 	// last, lock for 15 minutes, doubling on each further lockout up to 4
@@ -58,7 +68,7 @@ func (l RateLimits) withDefaults() RateLimits {
 		def ratelimit.Limit
 	}{
 		{&l.Register, DefaultRegisterLimit}, {&l.Token, DefaultTokenLimit},
-		{&l.Login, DefaultLoginLimit},
+		{&l.Login, DefaultLoginLimit}, {&l.Authorize, DefaultAuthorizeLimit},
 	} {
 		if *f.lim == (ratelimit.Limit{}) {
 			*f.lim = f.def
@@ -75,6 +85,7 @@ func (l RateLimits) validate() error {
 	errs := []error{l.Lockout.Validate()}
 	for name, lim := range map[string]ratelimit.Limit{
 		LimitRegister: l.Register, LimitToken: l.Token, LimitLogin: l.Login,
+		LimitAuthorize: l.Authorize,
 	} {
 		if !lim.Off && (lim.PerMinute <= 0 || lim.Burst < 1) {
 			errs = append(errs, fmt.Errorf("%s rate limit %+v: want a positive rate and burst",
@@ -104,9 +115,10 @@ type limiters struct {
 func newLimiters(l RateLimits) *limiters {
 	return &limiters{
 		byName: map[string]*ratelimit.Limiter{
-			LimitRegister: ratelimit.NewLimiter(l.Register, l.MaxKeys),
-			LimitToken:    ratelimit.NewLimiter(l.Token, l.MaxKeys),
-			LimitLogin:    ratelimit.NewLimiter(l.Login, l.MaxKeys),
+			LimitRegister:  ratelimit.NewLimiter(l.Register, l.MaxKeys),
+			LimitToken:     ratelimit.NewLimiter(l.Token, l.MaxKeys),
+			LimitLogin:     ratelimit.NewLimiter(l.Login, l.MaxKeys),
+			LimitAuthorize: ratelimit.NewLimiter(l.Authorize, l.MaxKeys),
 		},
 		lockout:     ratelimit.NewLockout(l.Lockout, l.MaxKeys),
 		warnedPeers: map[netip.Addr]bool{},

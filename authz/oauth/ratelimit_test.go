@@ -206,8 +206,8 @@ func TestLoginLockout(t *testing.T) {
 		t.Errorf("Retry-After = %q, want about 15 minutes", resp.Header.Get("Retry-After"))
 	}
 	checkPageHeaders(t, resp)
-	if _, f := parseForm(t, e.issuer, page); f.Get("request") == "" {
-		t.Errorf("the locked page lost its pending request")
+	if _, f := parseForm(t, e.issuer, page); f.Get("client_id") != client {
+		t.Errorf("the locked page lost its authorization request")
 	}
 	if hooks.get(LimitLockout) != 1 {
 		t.Errorf("OnRateLimited(lockout) called %d times", hooks.get(LimitLockout))
@@ -274,7 +274,8 @@ func TestRateLimitsConfig(t *testing.T) {
 	t.Parallel()
 	d := RateLimits{}.withDefaults()
 	if d.Register != DefaultRegisterLimit || d.Token != DefaultTokenLimit ||
-		d.Login != DefaultLoginLimit || d.MaxKeys != ratelimit.DefaultMaxKeys ||
+		d.Login != DefaultLoginLimit || d.Authorize != DefaultAuthorizeLimit ||
+		d.MaxKeys != ratelimit.DefaultMaxKeys ||
 		d.Lockout.Failures != ratelimit.DefaultLockoutFailures {
 		t.Errorf("defaults %+v", d)
 	}
@@ -361,5 +362,57 @@ func TestForwardedForWarningBounded(t *testing.T) {
 	}
 	if got := len(logs.lines("X-Forwarded-For ignored")); got != maxForwardWarnings {
 		t.Errorf("%d warnings, want %d", got, maxForwardWarnings)
+	}
+}
+
+func TestAuthorizeRateLimit(t *testing.T) {
+	t.Parallel()
+	var hooks hookCounter
+	e := newEnv(t, withConfig(func(c *Config) {
+		c.RateLimits.Authorize = ratelimit.Limit{PerMinute: 6, Burst: 2}
+		c.TrustedProxies = ratelimit.LoopbackPrefixes
+		c.OnRateLimited = hooks.add
+	}))
+	client := e.publicClient(webRedirect)
+	_, challenge := pkce()
+	authorizeURL := e.issuer + "/authorize?" + authParams(client, webRedirect, challenge).Encode()
+	b := e.browserFrom("203.0.113.9")
+
+	resp := b.get(authorizeURL)
+	action, f := parseForm(t, e.issuer, readBody(t, resp))
+	// Requests for unknown clients count too: the limit comes first.
+	b.get(e.issuer + "/authorize?client_id=nope").Body.Close()
+	resp = b.get(authorizeURL)
+	page := readBody(t, resp)
+	if resp.StatusCode != http.StatusTooManyRequests ||
+		!strings.Contains(page, "temporarily_unavailable") ||
+		resp.Header.Get("Retry-After") != "10" || resp.Header.Get("Location") != "" {
+		t.Fatalf("past the burst: %d %v\n%s", resp.StatusCode, resp.Header, page)
+	}
+	checkPageHeaders(t, resp)
+	if hooks.get(LimitAuthorize) != 1 {
+		t.Errorf("OnRateLimited(authorize) called %d times", hooks.get(LimitAuthorize))
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, authorizeURL, nil)
+	req.Header.Set("Accept", "application/json")
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := decodeJSON(t, resp); resp.StatusCode != http.StatusTooManyRequests ||
+		got["error"] != "temporarily_unavailable" {
+		t.Errorf("JSON past the burst: %d %v", resp.StatusCode, got)
+	}
+
+	// The page already shown can still be answered.
+	f.Set("username", testUser)
+	f.Set("password", testPassword)
+	resp = b.post(action, f)
+	if page := readBody(t, resp); resp.StatusCode != http.StatusOK ||
+		!strings.Contains(page, `value="allow"`) {
+		t.Errorf("login while the address is limited: %d\n%s", resp.StatusCode, page)
+	}
+	if resp := e.browserFrom("198.51.100.9").get(authorizeURL); resp.StatusCode != 200 {
+		t.Errorf("another client address was limited: %d", resp.StatusCode)
 	}
 }

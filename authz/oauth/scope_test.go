@@ -60,7 +60,7 @@ func TestAuthorizeScopeAndResource(t *testing.T) {
 			q.Del("resource")
 			q["resource"] = tt.resource
 			q.Set("scope", tt.scope)
-			req, fatal, rerr := e.srv.parseAuthorize(t.Context(), q)
+			req, fatal, rerr := e.srv.parseAuthorize(t.Context(), q, DevUseAuthorize)
 			if fatal != nil {
 				t.Fatalf("fatal error %v", fatal)
 			}

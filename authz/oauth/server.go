@@ -53,7 +53,7 @@ type Config struct {
 	// OnTokenIssued after a token answer with its grant type, and
 	// OnRateLimited when a rate limit or lockout refuses a request, with
 	// the limit's name (LimitRegister, LimitToken, LimitLogin,
-	// LimitLockout). Each may be nil and must not block.
+	// LimitAuthorize, LimitLockout). Each may be nil and must not block.
 	OnRegistration func()
 	OnTokenIssued  func(grantType string)
 	OnRateLimited  func(limit string)

@@ -159,12 +159,12 @@ func TestStaticClientScopes(t *testing.T) {
 	q := authParams(sc.ID, "http://127.0.0.1/cb", challenge)
 
 	q.Set("scope", "mcp:read mcp:write")
-	_, fatal, rerr := e.srv.parseAuthorize(t.Context(), q)
+	_, fatal, rerr := e.srv.parseAuthorize(t.Context(), q, DevUseAuthorize)
 	if fatal != nil || rerr == nil || rerr.Code != errInvalidScope {
 		t.Errorf("scope beyond the allowed: fatal %v, error %v; want invalid_scope", fatal, rerr)
 	}
 	q.Del("scope")
-	req, fatal, rerr := e.srv.parseAuthorize(t.Context(), q)
+	req, fatal, rerr := e.srv.parseAuthorize(t.Context(), q, DevUseAuthorize)
 	if fatal != nil || rerr != nil {
 		t.Fatal(fatal, rerr)
 	}

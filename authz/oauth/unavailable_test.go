@@ -76,7 +76,7 @@ func TestFullDiskAnswersTemporarilyUnavailable(t *testing.T) {
 
 	// A code cannot be stored: the browser is sent back with the error.
 	req, fatal, rerr := srv.parseAuthorize(t.Context(), authParams(client, webRedirect,
-		challenge))
+		challenge), DevUseAuthorize)
 	if fatal != nil || rerr != nil {
 		t.Fatal(fatal, rerr)
 	}
