@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzParseClientMetadata checks that any registration body either is
@@ -80,6 +82,35 @@ func FuzzRedirectURI(f *testing.F) {
 			!strings.EqualFold(req.Hostname(), reg.Hostname()) || req.User != nil ||
 			strings.Contains(requested, "#") {
 			t.Fatalf("%q matched %q", requested, registered)
+		}
+	})
+}
+
+// FuzzCheckLoginCSRF checks that a login form's CSRF token, which comes from
+// the browser, is accepted only as loginCSRF made it for that binding, and
+// only within its lifetime.
+func FuzzCheckLoginCSRF(f *testing.F) {
+	shown := time.Unix(1_800_000_000, 0)
+	f.Add(loginCSRF("binding", shown), "binding", int64(0))
+	f.Add(loginCSRF("binding", shown), "other", int64(0))
+	f.Add(loginCSRF("binding", shown), "binding", int64(3600))
+	f.Add("1800000000.", "binding", int64(0))
+	f.Add("-1.x", "", int64(0))
+	f.Add("99999999999999999999.abc", "b", int64(0))
+	f.Fuzz(func(t *testing.T, token, binding string, after int64) {
+		now := shown.Add(time.Duration(after) * time.Second)
+		got := checkLoginCSRF(token, []string{binding}, now, time.Minute)
+		ts, _, _ := strings.Cut(token, ".")
+		n, err := strconv.ParseInt(ts, 10, 64)
+		madeFor := err == nil && binding != "" && token == loginCSRF(binding, time.Unix(n, 0))
+		fresh := now.Before(time.Unix(n, 0).Add(time.Minute))
+		switch {
+		case got != loginFormForeign && !madeFor:
+			t.Fatalf("accepted a token not made for %q: %q", binding, token)
+		case got == loginFormOK && !fresh:
+			t.Fatalf("accepted an expired token %q at %v", token, now)
+		case madeFor && fresh && got != loginFormOK:
+			t.Fatalf("refused a fresh token: %d", got)
 		}
 	})
 }

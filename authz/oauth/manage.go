@@ -193,8 +193,7 @@ var errTokenRotated = errors.New("registration access token rotated meanwhile")
 // rotated. Otherwise it returns errTokenRotated.
 func stillManageable(tx *registry.Txn, c *registry.Client) (*registry.Client, error) {
 	cur := tx.Client(c.ID)
-	if cur == nil || cur.Revoked() || cur.RegistrationTokenHash == "" ||
-		cur.RegistrationTokenHash != c.RegistrationTokenHash {
+	if cur == nil || cur.Revoked() || cur.RegistrationTokenHash != c.RegistrationTokenHash {
 		return nil, errTokenRotated
 	}
 	return cur, nil
