@@ -127,7 +127,11 @@ func TestSlowUpdateCannotUndoRevocation(t *testing.T) {
 		defer close(done)
 		e.srv.ServeHTTP(w, r)
 	}()
-	<-body.started // the handler checked the token and reads the body
+	select {
+	case <-body.started: // the handler checked the token and reads the body
+	case <-done:
+		t.Fatalf("the update ended before reading its body: %d %s", w.Code, w.Body)
+	}
 	revokeByOperator(t, e, id)
 	close(body.release)
 	<-done
