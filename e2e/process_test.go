@@ -117,6 +117,7 @@ func newAuthzProc(t *testing.T, resources string, extra ...string) *authzProc {
 		"--rate-limit-register", "off",
 		"--rate-limit-token", "off",
 		"--rate-limit-login", "off",
+		"--rate-limit-authorize", "off",
 	}, extra...)
 	p.env = append(os.Environ(), "MCP_AUTHZ_ADMIN_PASSWORD=admin-password")
 	t.Cleanup(func() {

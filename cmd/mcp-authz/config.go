@@ -44,9 +44,10 @@ type registrationConfig struct {
 // rateLimitConfig holds the per-address limits, each "N/m:burst",
 // "N/h" or "off"; unset means the built-in default.
 type rateLimitConfig struct {
-	Register ratelimit.Limit `yaml:"register"`
-	Token    ratelimit.Limit `yaml:"token"`
-	Login    ratelimit.Limit `yaml:"login"`
+	Register  ratelimit.Limit `yaml:"register"`
+	Token     ratelimit.Limit `yaml:"token"`
+	Login     ratelimit.Limit `yaml:"login"`
+	Authorize ratelimit.Limit `yaml:"authorize"`
 }
 
 // config is the effective configuration of `mcp-authz serve`.
@@ -236,6 +237,9 @@ var settings = []setting{
 		oauth.DefaultTokenLimit, func(c *config) *ratelimit.Limit { return &c.RateLimits.Token }),
 	limitSetting("rate-limit-login", "login attempts per client address (N/m:burst or off)",
 		oauth.DefaultLoginLimit, func(c *config) *ratelimit.Limit { return &c.RateLimits.Login }),
+	limitSetting("rate-limit-authorize", "authorization page requests per client address",
+		oauth.DefaultAuthorizeLimit,
+		func(c *config) *ratelimit.Limit { return &c.RateLimits.Authorize }),
 	listSetting("trusted-proxies", "comma-separated CIDR prefixes whose X-Forwarded-For is believed",
 		func(c *config) *[]string { return &c.TrustedProxies }),
 	boolSetting("dev-mode", "accept unknown client ids (loopback issuer only; never in production)",
@@ -416,9 +420,10 @@ func (c config) oauthConfig() (oauth.Config, error) {
 			MaxRedirectURIs:     c.Registration.MaxRedirectURIs,
 		},
 		RateLimits: oauth.RateLimits{
-			Register: c.RateLimits.Register,
-			Token:    c.RateLimits.Token,
-			Login:    c.RateLimits.Login,
+			Register:  c.RateLimits.Register,
+			Token:     c.RateLimits.Token,
+			Login:     c.RateLimits.Login,
+			Authorize: c.RateLimits.Authorize,
 		},
 		TrustedProxies: proxies,
 		ClientSources:  c.Clients,
