@@ -214,18 +214,18 @@ func dumpState(tx *memdb.Txn, seq uint64) dump {
 	d.Consents = all[Consent](tx, tableConsents, indexID)
 	for _, c := range all[Client](tx, tableClients, indexID) {
 		c = c.Copy()
-		c.SecretHash = fingerprint(c.SecretHash)
-		c.RegistrationTokenHash = fingerprint(c.RegistrationTokenHash)
+		c.SecretHash = hashFingerprint(c.SecretHash)
+		c.RegistrationTokenHash = hashFingerprint(c.RegistrationTokenHash)
 		d.Clients = append(d.Clients, c)
 	}
 	for _, c := range all[AuthCode](tx, tableCodes, indexID) {
 		c = c.Copy()
-		c.Hash = fingerprint(c.Hash)
+		c.Hash = hashFingerprint(c.Hash)
 		d.Codes = append(d.Codes, c)
 	}
 	for _, r := range all[RefreshToken](tx, tableRefreshTokens, indexID) {
 		r = r.Copy()
-		r.Hash = fingerprint(r.Hash)
+		r.Hash = hashFingerprint(r.Hash)
 		d.RefreshTokens = append(d.RefreshTokens, r)
 	}
 	for _, k := range signingKeys(tx) {

@@ -3,6 +3,8 @@ package registry
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -160,7 +162,7 @@ func TestDump(t *testing.T) {
 			t.Errorf("Dump shows the secret %q", secret)
 		}
 	}
-	if !strings.Contains(out, fingerprint("secret-hash-c2")) {
+	if !strings.Contains(out, hashFingerprint("secret-hash-c2")) {
 		t.Errorf("Dump lacks the fingerprint of a client secret hash")
 	}
 }
@@ -210,5 +212,18 @@ func TestFileModes(t *testing.T) {
 		if info.Mode().Perm() != filePerm {
 			t.Errorf("%s has mode %v, want %v", e.Name(), info.Mode().Perm(), os.FileMode(filePerm))
 		}
+	}
+}
+
+func TestHashFingerprintMatchesLoggedFingerprint(t *testing.T) {
+	raw := "a-refresh-token"
+	sum := sha256.Sum256([]byte(raw))
+	stored := hex.EncodeToString(sum[:])
+	// The other packages log hex(sha256(raw))[:12] for a raw secret.
+	if got, want := hashFingerprint(stored), stored[:12]; got != want {
+		t.Errorf("hashFingerprint(stored) = %q, want %q", got, want)
+	}
+	if got := hashFingerprint("not-a-hash"); got != fingerprint("not-a-hash") {
+		t.Errorf("hashFingerprint of a non-hash = %q, want the plain fingerprint", got)
 	}
 }

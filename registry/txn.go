@@ -62,13 +62,13 @@ func (t *Txn) PutAuthCode(c *AuthCode) error {
 	}
 	n := c.Copy()
 	utc(&n.CreatedAt, &n.ExpiresAt, &n.UsedAt)
-	return t.insert(tableCodes, fingerprint(c.Hash), n)
+	return t.insert(tableCodes, hashFingerprint(c.Hash), n)
 }
 
 // DeleteAuthCode removes an authorization code. It returns ErrNotFound if
 // there is no such code.
 func (t *Txn) DeleteAuthCode(hash string) error {
-	return t.delete(tableCodes, fingerprint(hash), &AuthCode{Hash: hash})
+	return t.delete(tableCodes, hashFingerprint(hash), &AuthCode{Hash: hash})
 }
 
 // RefreshToken returns the refresh token with the given hash, or nil.
@@ -93,13 +93,13 @@ func (t *Txn) PutRefreshToken(r *RefreshToken) error {
 	}
 	n := r.Copy()
 	utc(&n.CreatedAt, &n.ExpiresAt, &n.RotatedAt, &n.RevokedAt)
-	return t.insert(tableRefreshTokens, fingerprint(r.Hash), n)
+	return t.insert(tableRefreshTokens, hashFingerprint(r.Hash), n)
 }
 
 // DeleteRefreshToken removes a refresh token. It returns ErrNotFound if
 // there is no such token.
 func (t *Txn) DeleteRefreshToken(hash string) error {
-	return t.delete(tableRefreshTokens, fingerprint(hash), &RefreshToken{Hash: hash})
+	return t.delete(tableRefreshTokens, hashFingerprint(hash), &RefreshToken{Hash: hash})
 }
 
 // Consent returns the consent of subject for clientID, or nil.
