@@ -203,6 +203,7 @@ func encodeBinary(b []byte, obj any) []byte {
 		w.str(o.ClientID)
 		w.str(o.Scope)
 		w.time(o.GrantedAt)
+		w.str(o.Resource) // since snapshot version 2
 	case *SigningKey:
 		w.str(o.ID)
 		w.str(o.Algorithm)
@@ -223,8 +224,9 @@ func encodeBinary(b []byte, obj any) []byte {
 	return w.b
 }
 
-// decodeBinary decodes the record of table kind (a put kind) from s.
-func decodeBinary(kind uint8, s string) (any, error) {
+// decodeBinary decodes the record of table kind (a put kind) from s, written
+// by snapshot format version.
+func decodeBinary(kind uint8, s string, version uint32) (any, error) {
 	r := binReader{s: s}
 	var obj any
 	switch kind {
@@ -250,7 +252,11 @@ func decodeBinary(kind uint8, s string) (any, error) {
 			RotatedAt: r.time(), RevokedAt: r.time(),
 		}
 	case kindConsentPut:
-		obj = &Consent{Subject: r.str(), ClientID: r.str(), Scope: r.str(), GrantedAt: r.time()}
+		c := &Consent{Subject: r.str(), ClientID: r.str(), Scope: r.str(), GrantedAt: r.time()}
+		if version >= 2 {
+			c.Resource = r.str()
+		}
+		obj = c
 	case kindKeyPut:
 		obj = &SigningKey{
 			ID: r.str(), Algorithm: r.str(), PrivateKey: r.bytes(), CreatedAt: r.time(),

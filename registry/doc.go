@@ -97,7 +97,7 @@
 // A snapshot is a stream: a 32-byte header, then records, then a trailer.
 //
 //	0  8  magic "MCPAZSNP"
-//	8  4  snapshot format version (1)
+//	8  4  snapshot format version (2; version 1 is still read)
 //	12 4  zero
 //	16 8  sequence of the last log record covered
 //	24 4  chained checksum of that record
@@ -108,7 +108,8 @@
 // struct order; strings and byte slices length-prefixed, lists
 // count-prefixed, times as a presence byte, varint Unix seconds and uvarint
 // nanoseconds), chosen because rehydrating a million clients from JSON is
-// several times slower. Tables come in a fixed order, each in primary-key
+// several times slower. Version 2 appends Consent.Resource to the consent
+// record; a version 1 consent ends before it. Tables come in a fixed order, each in primary-key
 // order. The trailer is a zero byte (entry kind 0), the record count as 8
 // bytes, and the CRC-32C of every byte of the file before it.
 //

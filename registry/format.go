@@ -15,7 +15,10 @@ const (
 	// walVersion is the segment header format version.
 	walVersion = 1
 	// snapVersion is the snapshot file format version.
-	snapVersion = 1
+	snapVersion = 2
+	// oldestSnapVersion is the oldest snapshot format version still read.
+	// Version 1 lacks Consent.Resource.
+	oldestSnapVersion = 1
 
 	segHeaderSize  = 32
 	recHeaderSize  = 24

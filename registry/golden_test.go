@@ -143,7 +143,7 @@ func TestGoldenSnapshot(t *testing.T) {
 	if _, err := writeSnapshotTo(&buf, goldenState(t).Txn(false), info, nil); err != nil {
 		t.Fatal(err)
 	}
-	want := checkGolden(t, "snapshot-v1.golden", buf.Bytes())
+	want := checkGolden(t, "snapshot-v2.golden", buf.Bytes())
 
 	path := filepath.Join(t.TempDir(), "snap")
 	os.WriteFile(path, want, 0o600)
@@ -156,6 +156,21 @@ func TestGoldenSnapshot(t *testing.T) {
 	}
 	if diff := cmp.Diff(dbState(goldenState(t)), dbState(db)); diff != "" {
 		t.Errorf("golden snapshot decodes to (-want +got):\n%s", diff)
+	}
+}
+
+// TestGoldenSnapshotV1 reads a snapshot of format version 1 (before
+// Consent.Resource), which every later version must keep reading.
+func TestGoldenSnapshotV1(t *testing.T) {
+	db, got, err := readSnapshot(OSFS{}, filepath.Join("testdata", "snapshot-v1.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (snapInfo{seq: 2, crc: 0x01020304}); got != want {
+		t.Errorf("v1 snapshot covers %+v, want %+v", got, want)
+	}
+	if diff := cmp.Diff(dbState(goldenState(t)), dbState(db)); diff != "" {
+		t.Errorf("v1 snapshot decodes to (-want +got):\n%s", diff)
 	}
 }
 

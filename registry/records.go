@@ -82,6 +82,9 @@ type Consent struct {
 	ClientID  string    `json:"client_id"`
 	Scope     string    `json:"scope,omitempty"`
 	GrantedAt time.Time `json:"granted_at"`
+	// Resource is the protected resource the consent was given for; empty
+	// in consents written before version 2 snapshots, which cover nothing.
+	Resource string `json:"resource,omitempty"`
 }
 
 // SigningKey is a token signing key. PrivateKey holds the PKCS #8 DER

@@ -44,7 +44,7 @@ func parseSnapHeader(b []byte) (snapHeader, error) {
 		return snapHeader{}, fmt.Errorf("snapshot header: %w", ErrCorrupt)
 	}
 	h := snapHeader{version: le.Uint32(b[8:]), seq: le.Uint64(b[16:]), crc: le.Uint32(b[24:])}
-	if h.version != snapVersion {
+	if h.version < oldestSnapVersion || h.version > snapVersion {
 		return h, &versionError{what: "snapshot", version: int(h.version), max: snapVersion}
 	}
 	return h, nil
@@ -311,7 +311,7 @@ func decodeSnapshot(f io.Reader, path string, out chan<- snapBatch, stop <-chan 
 		if err != nil {
 			return fail(off, fmt.Errorf("entry cut short: %w", err))
 		}
-		obj, err := decodeBinary(uint8(kind), string(b))
+		obj, err := decodeBinary(uint8(kind), string(b), h.version)
 		if err != nil {
 			return fail(off, err)
 		}

@@ -223,7 +223,7 @@ func TestBinaryCodecCoversEveryField(t *testing.T) {
 				t.Fatal(err)
 			}
 			fill(reflect.ValueOf(obj).Elem())
-			got, err := decodeBinary(c.put, string(encodeBinary(nil, obj)))
+			got, err := decodeBinary(c.put, string(encodeBinary(nil, obj)), snapVersion)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -232,7 +232,7 @@ func TestBinaryCodecCoversEveryField(t *testing.T) {
 			}
 			// A cut record never decodes.
 			enc := encodeBinary(nil, obj)
-			if _, err := decodeBinary(c.put, string(enc[:len(enc)-1])); err == nil {
+			if _, err := decodeBinary(c.put, string(enc[:len(enc)-1]), snapVersion); err == nil {
 				t.Errorf("a cut record decoded")
 			}
 		})
