@@ -310,7 +310,9 @@ func (s *Server) requestedScope(raw string, c *registry.Client, resourceURL stri
 // covers the request's scopes.
 func (s *Server) consented(subject string, req authRequest) bool {
 	c := s.store.Consent(subject, req.clientID)
-	if c == nil {
+	// A consent covers the one resource it was given for (the consent page
+	// names it); consents stored before resources were recorded cover none.
+	if c == nil || c.Resource != req.resource {
 		return false
 	}
 	have, _ := parseScope(c.Scope)
@@ -338,12 +340,14 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req authReque
 	err := s.store.Update(r.Context(), func(tx *registry.Txn) error {
 		if remember {
 			scope := req.scope
-			if old := tx.Consent(subject, req.clientID); old != nil {
+			if old := tx.Consent(subject, req.clientID); old != nil &&
+				old.Resource == req.resource {
 				prev, _ := parseScope(old.Scope)
 				scope = dedupe(slices.Concat(prev, req.scope))
 			}
 			err := tx.PutConsent(&registry.Consent{
 				Subject: subject, ClientID: req.clientID, Scope: joinScope(scope), GrantedAt: now,
+				Resource: req.resource,
 			})
 			if err != nil {
 				return err

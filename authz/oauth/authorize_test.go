@@ -464,3 +464,46 @@ func checkTokenHeaders(t *testing.T, resp *http.Response) {
 		t.Errorf("token answer headers %v", resp.Header)
 	}
 }
+
+// TestConsentCoversOneResource gives consent for one resource and checks
+// that the same client asking for another resource is asked again.
+func TestConsentCoversOneResource(t *testing.T) {
+	t.Parallel()
+	const other = "https://other.example.com/mcp"
+	e := newEnv(t, withResources(
+		authz.Resource{URL: testResource, Scopes: []string{"mcp:read"}},
+		authz.Resource{URL: other, Scopes: []string{"mcp:read"}},
+	))
+	client := e.publicClient(webRedirect)
+	_, challenge := pkce()
+	q := authParams(client, webRedirect, challenge)
+	q.Set("resource", testResource)
+	e.authorize(q)
+	if c := e.store.Consent(testUser, client); c == nil || c.Resource != testResource {
+		t.Fatalf("stored consent %+v, want one for %s", c, testResource)
+	}
+
+	b := e.browser()
+	login := func(q url.Values) *http.Response {
+		resp := b.get(e.issuer + "/authorize?" + q.Encode())
+		action, f := parseForm(t, e.issuer, readBody(t, resp))
+		f.Set("username", testUser)
+		f.Set("password", testPassword)
+		return b.post(action, f)
+	}
+	q.Set("resource", other)
+	resp := login(q)
+	if page := readBody(t, resp); !strings.Contains(page, `value="allow"`) ||
+		!strings.Contains(page, "other.example.com") {
+		t.Errorf("another resource did not ask for consent naming it: %d\n%s",
+			resp.StatusCode, page)
+	}
+	// The first resource is still covered in the same session.
+	q.Set("resource", testResource)
+	resp = b.get(e.issuer + "/authorize?" + q.Encode())
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); !strings.Contains(loc, "code=") {
+		t.Errorf("consented resource: status %d Location %q, want a code",
+			resp.StatusCode, loc)
+	}
+}

@@ -38,6 +38,7 @@ type consentRow struct {
 	ClientID   string
 	ClientName string
 	Scopes     []string
+	Resource   string
 	GrantedAt  string
 	Deleted    bool
 }
@@ -204,6 +205,7 @@ func (s *Server) renderConsents(w http.ResponseWriter, r *http.Request, binding 
 	if d.Subject != "" {
 		for _, c := range s.store.Consents(d.Subject) {
 			row := consentRow{ClientID: c.ClientID, ClientName: c.ClientID,
+				Resource:  c.Resource,
 				GrantedAt: c.GrantedAt.UTC().Format("2006-01-02 15:04 UTC")}
 			row.Scopes, _ = parseScope(c.Scope)
 			name, known := s.consentClient(c.ClientID)
