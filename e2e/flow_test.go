@@ -169,6 +169,19 @@ func TestGoSDKClientAcrossRestarts(t *testing.T) {
 		t.Errorf("rotated refresh token: status %d, want 400 invalid_grant", got)
 	}
 
+	// The flow shows in the metrics of the (restarted) process.
+	metrics := scrape(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", st.authz.metricsPort))
+	for _, series := range []string{
+		`mcp_authz_decisions_total{reason="ok",result="allow"}`,
+		`mcp_authz_tokens_issued_total{grant_type="refresh_token"}`,
+		`mcp_authz_decision_duration_seconds_count`,
+		`mcp_authz_wal_fsync_duration_seconds_count`,
+	} {
+		if metrics[series] <= 0 {
+			t.Errorf("metric %s = %v after the flow, want > 0", series, metrics[series])
+		}
+	}
+
 	// Revoking the client through the CLI shuts the door at once.
 	if _, err := st.authz.cli(ctx, "clients", "revoke", clientID); err != nil {
 		t.Fatal(err)
@@ -258,4 +271,30 @@ func decodeSegment(s string) ([]byte, error) {
 		return nil, fmt.Errorf("decoding JWT segment: %w", err)
 	}
 	return b, nil
+}
+
+// scrape reads a Prometheus text exposition into series -> value.
+func scrape(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("scraping %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(line[i+1:], &v); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
 }

@@ -78,12 +78,13 @@ func freePort(t *testing.T) int {
 // authzProc is one mcp-authz child process configuration that can be
 // started, stopped, killed and started again on the same data directory.
 type authzProc struct {
-	t        *testing.T
-	dataDir  string
-	httpPort int
-	grpcPort int
-	args     []string
-	env      []string
+	t           *testing.T
+	dataDir     string
+	httpPort    int
+	grpcPort    int
+	metricsPort int
+	args        []string
+	env         []string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -98,10 +99,11 @@ func newAuthzProc(t *testing.T, resources string, extra ...string) *authzProc {
 	// Inputs are only recorded once tests run, not in TestMain.
 	touchOnce.Do(func() { touchSources("..") })
 	p := &authzProc{
-		t:        t,
-		dataDir:  filepath.Join(t.TempDir(), "data"),
-		httpPort: freePort(t),
-		grpcPort: freePort(t),
+		t:           t,
+		dataDir:     filepath.Join(t.TempDir(), "data"),
+		httpPort:    freePort(t),
+		grpcPort:    freePort(t),
+		metricsPort: freePort(t),
 	}
 	p.args = append([]string{"serve",
 		"--data-dir", p.dataDir,
@@ -110,7 +112,7 @@ func newAuthzProc(t *testing.T, resources string, extra ...string) *authzProc {
 		"--http-addr", "127.0.0.1:" + strconv.Itoa(p.httpPort),
 		"--grpc-addr", "127.0.0.1:" + strconv.Itoa(p.grpcPort),
 		"--admin-addr", "127.0.0.1:0",
-		"--metrics-addr", "127.0.0.1:0",
+		"--metrics-addr", "127.0.0.1:" + strconv.Itoa(p.metricsPort),
 		"--log-level", "debug",
 		// Every test client comes from 127.0.0.1; the limits have their
 		// own tests in authz/oauth and authz/ratelimit.
