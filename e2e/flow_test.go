@@ -195,6 +195,18 @@ func TestGoSDKClientAcrossRestarts(t *testing.T) {
 	if !strings.Contains(challenge, `resource_metadata="`+wantMeta+`"`) {
 		t.Errorf("challenge %q lacks resource_metadata=%q", challenge, wantMeta)
 	}
+
+	// Nothing secret reached the logs, at debug level, across every restart.
+	logs := st.authz.logText()
+	for name, secret := range map[string]string{
+		"first access token": first.AccessToken, "first refresh token": first.RefreshToken,
+		"second access token": second.AccessToken, "second refresh token": second.RefreshToken,
+		"admin password": "admin-password",
+	} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the %s appears in the logs", name)
+		}
+	}
 }
 
 func callTool(t *testing.T, s *mcp.ClientSession, name string, args map[string]any, want string) {
