@@ -279,6 +279,16 @@ function expectHeaders(resp, what) {
 // --- 1. the flow ---------------------------------------------------------------
 
 const page = await context.newPage();
+// Console errors of the flow's pages (a CSP violation, say). mcp-authz
+// serves no favicon; Chromium's 404 for it is no fault of the pages.
+const pageErrors = [];
+page.on('console', (m) => {
+  if ((m.type() === 'error' || m.type() === 'warning') &&
+    !(m.location()?.url ?? '').endsWith('/favicon.ico')) {
+    pageErrors.push(`${m.type()}: ${m.text().trim()} (${m.location()?.url})`);
+  }
+});
+page.on('pageerror', (err) => pageErrors.push(`pageerror: ${err.message}`));
 const flow = authorization();
 let code = '';
 let loginOK = false;
@@ -403,6 +413,10 @@ await check('the code and the PKCE verifier buy an access token', async () => {
   expect(claims.client_id === opts['client-id'], `client_id ${claims.client_id}`);
   const got = (claims.scope ?? '').split(' ').sort().join(' ');
   expect(got === [...scopes].sort().join(' '), `scope ${claims.scope}`);
+});
+
+await check('the login and consent pages log no console error or warning', async () => {
+  expect(pageErrors.length === 0, pageErrors.join('; '));
 });
 
 // --- 2. framing -----------------------------------------------------------------
