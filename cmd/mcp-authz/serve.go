@@ -81,7 +81,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string,
 // app is the wired service: listeners and the handlers behind them.
 type app struct {
 	cfg     config
-	store   *registry.Store
 	logger  *slog.Logger
 	httpSrv *http.Server
 	grpcSrv *grpc.Server
@@ -93,6 +92,8 @@ type app struct {
 	ready      chan struct{}
 }
 
+// newApp wires the decision, the authorization server and the servers of
+// every listener on an open registry.
 func newApp(ctx context.Context, cfg config, store *registry.Store, m *metrics.Metrics,
 	logger *slog.Logger) (*app, error) {
 	ac := cfg.authzConfig()
@@ -102,7 +103,43 @@ func newApp(ctx context.Context, cfg config, store *registry.Store, m *metrics.M
 	}
 	tokens := authz.NewTokens(ac, keys)
 	decider := authz.NewDecider(ac, tokens, store, logger)
+	as, err := newAuthServer(ctx, cfg, store, keys, tokens, m, logger)
+	if err != nil {
+		return nil, err
+	}
+	// Pre-registered, metadata-document and development-mode clients are
+	// known to the decision through the authorization server.
+	decider.SetClientLookup(as)
 
+	observe := envoy.Options{Observe: m.ObserveDecision}
+	a := &app{cfg: cfg, logger: logger, ready: make(chan struct{})}
+	mux := http.NewServeMux()
+	// The HTTP form of the decision, one path per proxy family: /ext_authz/…
+	// (Envoy http_service), /check/nginx, /check/forward (Caddy, Traefik).
+	envoy.MountHTTPChecks(mux, decider, logger, observe)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusOK)
+	})
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.Handle("/", as)
+	a.httpSrv = newHTTPServer(mux)
+
+	a.grpcSrv = grpc.NewServer()
+	a.health = envoy.Register(a.grpcSrv, decider, logger, observe)
+
+	metricsMux := http.NewServeMux()
+	metricsMux.Handle("GET /metrics", m.Handler())
+	a.metrics = newHTTPServer(metricsMux)
+
+	a.adminToken = admin.NewToken()
+	a.admin = newHTTPServer(admin.NewHandler(store, a.adminToken, logger))
+	return a, nil
+}
+
+// newAuthServer creates the admin user on first start and the OAuth
+// authorization server with its metrics hooks.
+func newAuthServer(ctx context.Context, cfg config, store *registry.Store, keys *authz.Keys,
+	tokens *authz.Tokens, m *metrics.Metrics, logger *slog.Logger) (*oauth.Server, error) {
 	password, err := oauth.EnsureAdmin(ctx, store, cfg.AdminPassword)
 	if err != nil {
 		return nil, fmt.Errorf("creating the admin user: %w", err)
@@ -126,34 +163,7 @@ func newApp(ctx context.Context, cfg config, store *registry.Store, m *metrics.M
 	if err != nil {
 		return nil, fmt.Errorf("creating the authorization server: %w", err)
 	}
-	// Pre-registered, metadata-document and development-mode clients are
-	// known to the decision through the authorization server.
-	decider.SetClientLookup(as)
-
-	observe := envoy.Options{Observe: m.ObserveDecision}
-	a := &app{cfg: cfg, store: store, logger: logger, ready: make(chan struct{})}
-	mux := http.NewServeMux()
-	// The HTTP form of the decision, one path per proxy family: /ext_authz/…
-	// (Envoy http_service), /check/nginx, /check/forward (Caddy, Traefik).
-	envoy.MountHTTPChecks(mux, decider, logger, observe)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.WriteHeader(http.StatusOK)
-	})
-	mux.HandleFunc("GET /readyz", a.readyz)
-	mux.Handle("/", as)
-	a.httpSrv = newHTTPServer(mux)
-
-	a.grpcSrv = grpc.NewServer()
-	a.health = envoy.Register(a.grpcSrv, decider, logger, observe)
-
-	metricsMux := http.NewServeMux()
-	metricsMux.Handle("GET /metrics", m.Handler())
-	a.metrics = newHTTPServer(metricsMux)
-
-	adminToken := admin.NewToken()
-	a.admin = newHTTPServer(admin.NewHandler(store, adminToken, logger))
-	a.adminToken = adminToken
-	return a, nil
+	return as, nil
 }
 
 // newHTTPServer bounds how long a client may take to send a request and
