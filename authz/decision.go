@@ -213,7 +213,7 @@ func (d *Decider) answer(ctx context.Context, req *Request, dec *Decision, key *
 		attrs = append(attrs, slog.String("client_id", dec.ClientID))
 	}
 	if err != nil {
-		attrs = append(attrs, slog.String("err", err.Error()))
+		attrs = append(attrs, slog.Any("err", err))
 	}
 	d.logger.LogAttrs(ctx, slog.LevelDebug, "decision", attrs...)
 	return dec

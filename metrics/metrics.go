@@ -73,7 +73,8 @@ func New() *Metrics {
 	}
 	m.reg.MustRegister(m.decisions, m.decisionLatency, m.registrations, m.tokens,
 		m.rateLimited, m.devMode, m.fsyncLatency, m.snapshots,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

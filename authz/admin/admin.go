@@ -190,6 +190,9 @@ type Handler struct {
 
 // NewHandler returns the admin API handler.
 func NewHandler(store *registry.Store, token string, logger *slog.Logger) *Handler {
+	if logger == nil {
+		logger = slog.Default()
+	}
 	h := &Handler{
 		store:     store,
 		tokenHash: sha256.Sum256([]byte(token)),

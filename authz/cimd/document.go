@@ -241,5 +241,9 @@ func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
+	// Cut at a rune boundary so the result stays valid UTF-8.
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
 	return s[:n] + "…"
 }

@@ -295,17 +295,19 @@ func checkRedirectURIs(uris []string, lim metadataLimits) *oauthError {
 
 // checkOptionalFields validates the descriptive metadata.
 func checkOptionalFields(m *clientMetadata, lim metadataLimits) error {
-	for name, v := range map[string]string{
-		"client_name": m.ClientName, "software_id": m.SoftwareID,
-		"software_version": m.SoftwareVersion,
+	// Fixed order, so a request with several bad fields always gets the
+	// same error description.
+	for _, f := range [][2]string{
+		{"client_name", m.ClientName}, {"software_id", m.SoftwareID},
+		{"software_version", m.SoftwareVersion},
 	} {
-		if err := checkText(v, lim.textLen); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+		if err := checkText(f[1], lim.textLen); err != nil {
+			return fmt.Errorf("%s: %w", f[0], err)
 		}
 	}
-	for name, v := range map[string]string{"client_uri": m.ClientURI, "logo_uri": m.LogoURI} {
-		if v != "" && (len(v) > lim.uriLen || !isWebURL(v)) {
-			return fmt.Errorf("%s must be an absolute http(s) URL", name)
+	for _, f := range [][2]string{{"client_uri", m.ClientURI}, {"logo_uri", m.LogoURI}} {
+		if v := f[1]; v != "" && (len(v) > lim.uriLen || !isWebURL(v)) {
+			return fmt.Errorf("%s must be an absolute http(s) URL", f[0])
 		}
 	}
 	switch m.ApplicationType {
@@ -364,6 +366,10 @@ func dedupe(in []string) []string {
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	// Cut at a rune boundary so the result stays valid UTF-8.
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

@@ -232,15 +232,18 @@ var settings = []setting{
 	stringSetting("registration-mode", "dynamic registration: open, token or closed",
 		func(c *config) *string { return &c.Registration.Mode }),
 	limitSetting("rate-limit-register", "registrations per client address (N/m:burst or off)",
-		oauth.DefaultRegisterLimit, func(c *config) *ratelimit.Limit { return &c.RateLimits.Register }),
+		oauth.DefaultRegisterLimit,
+		func(c *config) *ratelimit.Limit { return &c.RateLimits.Register }),
 	limitSetting("rate-limit-token", "token requests per client address (N/m:burst or off)",
-		oauth.DefaultTokenLimit, func(c *config) *ratelimit.Limit { return &c.RateLimits.Token }),
+		oauth.DefaultTokenLimit,
+		func(c *config) *ratelimit.Limit { return &c.RateLimits.Token }),
 	limitSetting("rate-limit-login", "login attempts per client address (N/m:burst or off)",
-		oauth.DefaultLoginLimit, func(c *config) *ratelimit.Limit { return &c.RateLimits.Login }),
+		oauth.DefaultLoginLimit,
+		func(c *config) *ratelimit.Limit { return &c.RateLimits.Login }),
 	limitSetting("rate-limit-authorize", "authorization page requests per client address",
 		oauth.DefaultAuthorizeLimit,
 		func(c *config) *ratelimit.Limit { return &c.RateLimits.Authorize }),
-	listSetting("trusted-proxies", "comma-separated CIDR prefixes whose X-Forwarded-For is believed",
+	listSetting("trusted-proxies", "CIDR prefixes whose X-Forwarded-For is believed",
 		func(c *config) *[]string { return &c.TrustedProxies }),
 	boolSetting("dev-mode", "accept unknown client ids (loopback issuer only; never in production)",
 		func(c *config) *bool { return &c.Clients.DevMode }),
@@ -340,12 +343,15 @@ func (c config) validate() error {
 	if _, err := c.level(); err != nil {
 		return err
 	}
-	for name, d := range map[string]time.Duration{
-		"access token ttl": c.AccessTokenTTL, "refresh token ttl": c.RefreshTokenTTL,
-		"code ttl": c.CodeTTL,
+	for _, ttl := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"access token ttl", c.AccessTokenTTL}, {"refresh token ttl", c.RefreshTokenTTL},
+		{"code ttl", c.CodeTTL},
 	} {
-		if d <= 0 {
-			return fmt.Errorf("%s must be positive, got %s", name, d)
+		if ttl.d <= 0 {
+			return fmt.Errorf("%s must be positive, got %s", ttl.name, ttl.d)
 		}
 	}
 	if _, err := ratelimit.ParsePrefixes(c.TrustedProxies); err != nil {

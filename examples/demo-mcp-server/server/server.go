@@ -70,7 +70,8 @@ func add(_ context.Context, _ *mcp.CallToolRequest, a addArgs) (*mcp.CallToolRes
 	return text(fmt.Sprint(a.A + a.B)), nil, nil
 }
 
-func whoami(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+func whoami(_ context.Context, req *mcp.CallToolRequest,
+	_ struct{}) (*mcp.CallToolResult, any, error) {
 	var h http.Header
 	if req.Extra != nil {
 		h = req.Extra.Header
