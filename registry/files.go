@@ -140,10 +140,12 @@ type FileError struct {
 	Err    error
 }
 
+// Error names the file and offset, then the cause.
 func (e *FileError) Error() string {
 	return fmt.Sprintf("%s at offset %d: %v", e.Path, e.Offset, e.Err)
 }
 
+// Unwrap returns the cause (ErrCorrupt, ErrVersion or an I/O error).
 func (e *FileError) Unwrap() error { return e.Err }
 
 var (
