@@ -219,7 +219,12 @@ func readBody(req *Request, calls []mcpCall) (_ []mcpCall, batch, ok bool) {
 // Preflights never carry credentials, so they cannot be authorized; they
 // are let through without identity so that the server (or a CORS filter
 // after this one) answers them and browser clients can reach the resource.
+// A request with a body or an MCP method header is not a preflight, whatever
+// else it carries: it could deliver a message to an upstream that reads
+// OPTIONS bodies.
 func isPreflight(req *Request) bool {
 	return req.Method == "OPTIONS" && len(req.Authorization) == 0 && req.Header != nil &&
-		req.Header("access-control-request-method") != "" && req.Header("origin") != ""
+		len(req.Body) == 0 && !req.BodyPartial &&
+		req.Header("access-control-request-method") != "" && req.Header("origin") != "" &&
+		req.Header(HeaderMCPMethod) == "" && req.Header(HeaderMCPName) == ""
 }

@@ -319,6 +319,13 @@ func TestCheckCORSPreflight(t *testing.T) {
 		{"unknown resource", preflight(func(r *Request, _ map[string]string) {
 			r.Host = "elsewhere"
 		}), &Decision{Reason: ReasonUnknownResource, Status: 403}},
+		{"with a message body", preflight(func(r *Request, _ map[string]string) {
+			r.Body = []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call",` +
+				`"params":{"name":"delete_everything"}}`)
+		}), &Decision{Reason: ReasonNoToken, Status: 401}},
+		{"with an mcp-method header", preflight(func(_ *Request, h map[string]string) {
+			h[HeaderMCPMethod] = "tools/call"
+		}), &Decision{Reason: ReasonNoToken, Status: 401}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
