@@ -169,6 +169,13 @@ func (d *Decider) authorize(v *verified, p *protected, n *need) Reason {
 	if d.store.Revoked(v.jtiKey) || (v.grantKey != "" && d.store.Revoked(v.grantKey)) {
 		return ReasonRevokedToken
 	}
+	// A withdrawn consent refuses tokens issued up to the withdrawal, in
+	// whole seconds (iat has no more): one issued in that second is refused
+	// too, rather than one issued before it let through.
+	if r := d.store.Revocation(v.consentKey); r != nil &&
+		v.claims.IssuedAt.Unix() <= r.CreatedAt.Unix() {
+		return ReasonRevokedToken
+	}
 	if !n.satisfiedBy(v.claims.Scope) {
 		return ReasonInsufficientScope
 	}

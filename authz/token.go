@@ -193,11 +193,12 @@ func (t *Tokens) Verify(raw string, now time.Time) (*AccessClaims, Reason, error
 // verified is a token that passed Verify, with what the decision needs
 // precomputed. It is immutable once built.
 type verified struct {
-	claims   AccessClaims
-	kid      string
-	jtiKey   string // registry revocation key of the token
-	grantKey string // registry revocation key of its grant, "" without one
-	validTo  time.Time
+	claims     AccessClaims
+	kid        string
+	jtiKey     string // registry revocation key of the token
+	grantKey   string // registry revocation key of its grant, "" without one
+	consentKey string // registry revocation key of its user's consent to the client
+	validTo    time.Time
 }
 
 func (t *Tokens) verify(raw string, now time.Time) (*verified, Reason, error) {
@@ -333,6 +334,7 @@ func fromWire(w *wireClaims) (*verified, error) {
 		}
 	}
 	v.jtiKey = "jti:" + v.claims.JTI
+	v.consentKey = ConsentRevocationKey(v.claims.Subject, v.claims.ClientID)
 	if v.claims.GrantID != "" {
 		v.grantKey = "grant:" + v.claims.GrantID
 	}
@@ -349,4 +351,12 @@ func numericDate(name string, f float64) (time.Time, error) {
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)), nil
+}
+
+// ConsentRevocationKey is the registry revocation key written when subject
+// withdraws its consent to clientID: every token issued to that pair up to
+// the revocation's CreatedAt is refused, so withdrawal stops access tokens
+// of grants without a refresh token too.
+func ConsentRevocationKey(subject, clientID string) string {
+	return "consent:" + subject + "\x00" + clientID
 }

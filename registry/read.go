@@ -55,3 +55,8 @@ func (s *Store) Users() []*User { return all[User](s.view.Load(), tableUsers, in
 func (s *Store) Revoked(key string) bool {
 	return first[Revocation](s.view.Load(), tableRevocations, key) != nil
 }
+
+// Revocation returns the revocation with the given key, or nil.
+func (s *Store) Revocation(key string) *Revocation {
+	return first[Revocation](s.view.Load(), tableRevocations, key)
+}

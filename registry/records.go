@@ -105,9 +105,11 @@ type User struct {
 	CreatedAt    time.Time `json:"created_at"`
 }
 
-// Revocation marks an access token (by "jti:<id>") or a whole grant
-// (by "grant:<id>") as revoked until ExpiresAt, after which no token it
-// covers can still be valid and the entry may be dropped.
+// Revocation marks an access token (by "jti:<id>"), a whole grant (by
+// "grant:<id>") or every token a user gave a client before CreatedAt (by
+// "consent:<subject>\x00<client id>", written when the user withdraws a
+// consent) as revoked until ExpiresAt, after which no token it covers can
+// still be valid and the entry may be dropped.
 type Revocation struct {
 	Key       string    `json:"key"`
 	ExpiresAt time.Time `json:"expires_at"`

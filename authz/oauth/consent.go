@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/authz/cimd"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
@@ -162,7 +163,12 @@ func (s *Server) withdrawConsent(ctx context.Context, subject, clientID string) 
 			}
 		}
 		grants = len(seen)
-		return nil
+		// Also every access token already issued to this user and client,
+		// whether or not its grant has a refresh token.
+		return tx.PutRevocation(&registry.Revocation{
+			Key:       authz.ConsentRevocationKey(subject, clientID),
+			CreatedAt: now, ExpiresAt: now.Add(s.revocationTTL()),
+		})
 	})
 	return grants, err
 }

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mcp-authz/mcp-authz/authz"
 )
@@ -232,5 +233,43 @@ func TestIssOnEveryAuthorizationResponse(t *testing.T) {
 					tt.wantError)
 			}
 		})
+	}
+}
+
+// TestWithdrawalWithoutRefreshTokens withdraws the consent of a client that
+// never had a refresh token: its access tokens must die too, while a token
+// issued after the withdrawal (a new consent) is not affected.
+func TestWithdrawalWithoutRefreshTokens(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	d := e.decider()
+	meta := publicMeta(webRedirect)
+	meta["grant_types"] = []string{"authorization_code"}
+	client := e.register(meta)["client_id"].(string)
+	tok := e.codeTokens(client, webRedirect)
+	if tok["refresh_token"] != nil {
+		t.Fatalf("a client without the refresh_token grant got a refresh token")
+	}
+	at := tok["access_token"].(string)
+	if r := e.decideWith(d, at); r != authz.ReasonOK {
+		t.Fatalf("fresh token: %s", r)
+	}
+
+	if _, err := e.srv.withdrawConsent(t.Context(), testUser, client); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.decideWith(d, at); r != authz.ReasonRevokedToken {
+		t.Errorf("access token after withdrawal: %s, want %s", r, authz.ReasonRevokedToken)
+	}
+
+	later, _, err := e.tokens.Mint(authz.AccessClaims{
+		Subject: testUser, ClientID: client, Audience: testResource, Scope: "mcp:read",
+		IssuedAt: time.Now().Add(2 * time.Second),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.decideWith(d, later); r != authz.ReasonOK {
+		t.Errorf("token issued after the withdrawal: %s, want ok", r)
 	}
 }
