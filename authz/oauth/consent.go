@@ -12,20 +12,16 @@ import (
 )
 
 // Consent withdrawal. A user remembers a consent per client by allowing it
-// on the consent page; the consent covers the scopes allowed so far and
-// spares the user the page next time. At <issuer>/consents the signed-in
-// user (the same browser session as the authorization pages) lists these
-// consents and withdraws any of them. Withdrawing deletes the consent and
-// revokes every grant of that client for that user: its refresh tokens stop
-// working and, through the grant's revocation, so do the access tokens
-// minted from them. Codes not yet exchanged are refused at the token
-// endpoint, which requires the consent they were issued under.
-//
-// Known gap: a client registered without the refresh_token grant leaves no
-// record that names its grants once its codes expire, so the access tokens
-// it already holds stay valid until they expire (AccessTokenTTL). A
-// decision that also checks the consent, or a registry index of grants by
-// client and user, would close it.
+// on the consent page; the consent covers the resource and the scopes allowed
+// so far and spares the user the page next time. At <issuer>/consents the
+// signed-in user (the same browser session as the authorization pages) lists
+// these consents and withdraws any of them. Withdrawing deletes the consent,
+// revokes every grant of that client for that user (its refresh tokens stop
+// working and, through the grant's revocation, so do the access tokens minted
+// from them) and stores a consent revocation (authz.ConsentRevocationKey) that
+// the decision checks, so access tokens of grants without a refresh token die
+// at once too. Codes not yet exchanged are refused at the token endpoint,
+// which requires the consent they were issued under.
 
 // Paths of the consent pages below the issuer.
 const (
