@@ -513,11 +513,23 @@ func attacks() []attackCase {
 			}, denied(400, authz.ReasonMCPHeaderMismatch)},
 		{"event stream needs the required scopes only", func(t *testing.T, e *env) outcome {
 			c := e.publicClient()
-			call := post(e.mint(c.id, "mcp:read", nil), "",
-				"mcp-method", "tools/call", "mcp-name", "delete_everything")
+			call := post(e.mint(c.id, "mcp:read", nil), "")
 			call.method = http.MethodGet
 			return e.checkOutcome(call)
 		}, allowed},
+		{"GET naming a tool in headers", func(t *testing.T, e *env) outcome {
+			c := e.publicClient()
+			call := post(e.mint(c.id, "mcp:read mcp:write", nil), "",
+				"mcp-method", "tools/call", "mcp-name", "delete_everything")
+			call.method = http.MethodGet
+			return e.checkOutcome(call)
+		}, denied(403, authz.ReasonInsufficientScope)},
+		{"GET carrying a tools/call body", func(t *testing.T, e *env) outcome {
+			c := e.publicClient()
+			call := post(e.mint(c.id, "mcp:read mcp:write", nil), toolCall("delete_everything"))
+			call.method = http.MethodGet
+			return e.checkOutcome(call)
+		}, denied(403, authz.ReasonInsufficientScope)},
 		{"path traversal to another resource", func(t *testing.T, e *env) outcome {
 			c := e.publicClient()
 			call := post(e.mint(c.id, "mcp:read", nil), rpc("tools/list", ""))

@@ -56,8 +56,9 @@
 // Where the message comes from:
 //
 //   - GET, HEAD and DELETE (the server's event stream, the end of a session)
-//     carry no message: they need the RequiredScopes only. Every other
-//     method is read like POST.
+//     carry no message: they need the RequiredScopes only, unless they come
+//     with a body or an Mcp-Method or Mcp-Name header, which are then read
+//     as for POST. Every other method is read like POST.
 //   - When the proxy sends the body (Envoy's with_request_body), the
 //     JSON-RPC body is read: its method, and params.name (tools/call,
 //     prompts/get and any other method) or params.uri (resources/read,

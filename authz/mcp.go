@@ -51,15 +51,16 @@ func nameIsURI(method string) bool {
 	return false
 }
 
-// carriesMessage reports whether a request of the HTTP method can carry a
-// JSON-RPC message. GET (the server's event stream), HEAD and DELETE (the
-// end of a session) carry none; every other method is treated like POST, so
-// that an upstream that accepts messages on other methods cannot be used to
-// slip past the rules.
-func carriesMessage(method string) bool {
-	switch method {
+// carriesMessage reports whether req may carry a JSON-RPC message. GET (the
+// server's event stream), HEAD and DELETE (the end of a session) carry none
+// unless they come with a body or an MCP method header anyway; every other
+// method is treated like POST, so that an upstream that accepts messages on
+// other methods, or reads a GET body, cannot be used to slip past the rules.
+func carriesMessage(req *Request) bool {
+	switch req.Method {
 	case "GET", "HEAD", "DELETE":
-		return false
+		return len(req.Body) > 0 || req.BodyPartial || (req.Header != nil &&
+			(req.Header(HeaderMCPMethod) != "" || req.Header(HeaderMCPName) != ""))
 	}
 	return true
 }
@@ -162,7 +163,7 @@ func (h *mcpHeaders) agrees(c *mcpCall) bool {
 // in the package documentation ("Scope rules").
 func (p *protected) needOf(req *Request) (*need, Reason) {
 	if (p.rules == nil && (len(req.Body) == 0 || req.Header == nil)) ||
-		!carriesMessage(req.Method) {
+		!carriesMessage(req) {
 		return p.every, ReasonOK
 	}
 	h, ok := readMCPHeaders(req.Header)

@@ -125,10 +125,20 @@ func TestCheckScopeRules(t *testing.T) {
 		{"response needs only required", mcpPost(read, `{"jsonrpc":"2.0","id":7,"result":{}}`),
 			allow("mcp:read")},
 		{"get stream needs only required", func() *Request {
-			r := mcpPost(read, "", mName, "tools/call", nName, del)
+			r := mcpPost(read, "")
 			r.Method = "GET"
 			return r
 		}(), allow("mcp:read")},
+		{"get naming a tool is read like post", func() *Request {
+			r := mcpPost(read, "", mName, "tools/call", nName, del)
+			r.Method = "GET"
+			return r
+		}(), insufficient("mcp:read mcp:write mcp:admin")},
+		{"get with a message body is read like post", func() *Request {
+			r := mcpPost(write, call("tools/call", `{"name":"`+del+`"}`))
+			r.Method = "GET"
+			return r
+		}(), insufficient("mcp:read mcp:write mcp:admin")},
 		{"delete session needs only required", func() *Request {
 			r := mcpPost(read, "")
 			r.Method = "DELETE"
