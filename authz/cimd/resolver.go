@@ -1,13 +1,16 @@
 package cimd
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -96,25 +99,14 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	set := func(d *time.Duration, def time.Duration) {
-		if *d == 0 {
-			*d = def
-		}
-	}
-	set(&o.Timeout, DefaultTimeout)
-	set(&o.DefaultTTL, DefaultTTL)
-	set(&o.MaxTTL, DefaultMaxTTL)
-	set(&o.ErrorTTL, DefaultErrorTTL)
-	set(&o.StaleIfError, DefaultStaleIfError)
-	if o.MaxBytes == 0 {
-		o.MaxBytes = DefaultMaxBytes
-	}
-	if o.CacheSize == 0 {
-		o.CacheSize = DefaultCacheSize
-	}
-	if o.MaxConcurrent == 0 {
-		o.MaxConcurrent = DefaultMaxConcurrent
-	}
+	o.Timeout = cmp.Or(o.Timeout, DefaultTimeout)
+	o.DefaultTTL = cmp.Or(o.DefaultTTL, DefaultTTL)
+	o.MaxTTL = cmp.Or(o.MaxTTL, DefaultMaxTTL)
+	o.ErrorTTL = cmp.Or(o.ErrorTTL, DefaultErrorTTL)
+	o.StaleIfError = cmp.Or(o.StaleIfError, DefaultStaleIfError)
+	o.MaxBytes = cmp.Or(o.MaxBytes, DefaultMaxBytes)
+	o.CacheSize = cmp.Or(o.CacheSize, DefaultCacheSize)
+	o.MaxConcurrent = cmp.Or(o.MaxConcurrent, DefaultMaxConcurrent)
 	if o.Resolver == nil {
 		o.Resolver = net.DefaultResolver
 	}
@@ -132,10 +124,13 @@ func (o Options) withDefaults() Options {
 
 func (o Options) validate() error {
 	var errs []error
-	for name, d := range map[string]time.Duration{
+	// Sorted, so that the errors come in the same order every time.
+	checks := map[string]time.Duration{
 		"timeout": o.Timeout, "default ttl": o.DefaultTTL, "min ttl": o.MinTTL,
 		"max ttl": o.MaxTTL,
-	} {
+	}
+	for _, name := range slices.Sorted(maps.Keys(checks)) {
+		d := checks[name]
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("negative %s %v", name, d))
 		}

@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"strings"
@@ -218,17 +217,7 @@ func (s *Server) renderConsents(w http.ResponseWriter, r *http.Request, binding 
 			d.Consents = append(d.Consents, row)
 		}
 	}
-	var buf bytes.Buffer
-	if err := pages.ExecuteTemplate(&buf, "consents.html", d); err != nil {
-		s.log.Error("rendering page", "page", "consents.html", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(buf.Bytes())
-	}
+	s.render(w, r, "consents.html", status, d)
 }
 
 // consentClient returns the name of a consented client and whether it can

@@ -98,14 +98,14 @@ func TestRegistrationAccessToken(t *testing.T) {
 		t.Fatalf("GET: %d %v", resp.StatusCode, got)
 	}
 	checkTokenHeaders(t, resp)
-	want := maps(reg, nil, "registration_access_token")
+	want := withChanges(reg, nil, "registration_access_token")
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("GET answer (-want +got):\n%s", diff)
 	}
 }
 
-// maps returns a copy of m with changes applied and the keys drop removed.
-func maps(m map[string]any, changes map[string]any, drop ...string) map[string]any {
+// withChanges returns a copy of m with changes applied and the keys drop removed.
+func withChanges(m map[string]any, changes map[string]any, drop ...string) map[string]any {
 	out := map[string]any{}
 	for k, v := range m {
 		out[k] = v

@@ -108,8 +108,9 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, e *oauthErr
 	})
 }
 
+// render executes the template name with d and answers it with status.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, status int,
-	d pageData) {
+	d any) {
 	var buf bytes.Buffer
 	if err := pages.ExecuteTemplate(&buf, name, d); err != nil {
 		s.log.Error("rendering page", "page", name, "err", err)

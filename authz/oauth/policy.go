@@ -1,13 +1,16 @@
 package oauth
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -67,21 +70,11 @@ type RegistrationPolicy struct {
 }
 
 func (p RegistrationPolicy) withDefaults() RegistrationPolicy {
-	if p.Mode == "" {
-		p.Mode = RegistrationOpen
-	}
-	if p.MaxBodyBytes == 0 {
-		p.MaxBodyBytes = DefaultMaxRegistrationBytes
-	}
-	if p.MaxRedirectURIs == 0 {
-		p.MaxRedirectURIs = DefaultMaxRedirectURIs
-	}
-	if p.MaxURILength == 0 {
-		p.MaxURILength = DefaultMaxURILength
-	}
-	if p.MaxTextLength == 0 {
-		p.MaxTextLength = DefaultMaxTextLength
-	}
+	p.Mode = cmp.Or(p.Mode, RegistrationOpen)
+	p.MaxBodyBytes = cmp.Or(p.MaxBodyBytes, DefaultMaxRegistrationBytes)
+	p.MaxRedirectURIs = cmp.Or(p.MaxRedirectURIs, DefaultMaxRedirectURIs)
+	p.MaxURILength = cmp.Or(p.MaxURILength, DefaultMaxURILength)
+	p.MaxTextLength = cmp.Or(p.MaxTextLength, DefaultMaxTextLength)
 	return p
 }
 
@@ -105,9 +98,12 @@ func (p RegistrationPolicy) validate() error {
 				"printable ASCII characters without spaces", i+1, minInitialAccessTokenLen))
 		}
 	}
-	for list, entries := range map[string][]string{
+	// Sorted, so that the errors come in the same order every time.
+	checks := map[string][]string{
 		"allow": p.AllowRedirectHosts, "deny": p.DenyRedirectHosts,
-	} {
+	}
+	for _, list := range slices.Sorted(maps.Keys(checks)) {
+		entries := checks[list]
 		for _, e := range entries {
 			if _, err := parseHostPattern(e); err != nil {
 				errs = append(errs, fmt.Errorf("redirect %s list: %w", list, err))

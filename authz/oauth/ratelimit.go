@@ -3,8 +3,10 @@ package oauth
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -83,10 +85,13 @@ func (l RateLimits) withDefaults() RateLimits {
 
 func (l RateLimits) validate() error {
 	errs := []error{l.Lockout.Validate()}
-	for name, lim := range map[string]ratelimit.Limit{
+	// Sorted, so that the errors come in the same order every time.
+	checks := map[string]ratelimit.Limit{
 		LimitRegister: l.Register, LimitToken: l.Token, LimitLogin: l.Login,
 		LimitAuthorize: l.Authorize,
-	} {
+	}
+	for _, name := range slices.Sorted(maps.Keys(checks)) {
+		lim := checks[name]
 		if !lim.Off && (lim.PerMinute <= 0 || lim.Burst < 1) {
 			errs = append(errs, fmt.Errorf("%s rate limit %+v: want a positive rate and burst",
 				name, lim))

@@ -1,12 +1,15 @@
 package oauth
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -65,18 +68,10 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	c.Config = c.Config.WithDefaults()
-	if c.CodeTTL == 0 {
-		c.CodeTTL = DefaultCodeTTL
-	}
-	if c.RefreshTTL == 0 {
-		c.RefreshTTL = DefaultRefreshTTL
-	}
-	if c.SessionTTL == 0 {
-		c.SessionTTL = DefaultSessionTTL
-	}
-	if c.AuthorizeTTL == 0 {
-		c.AuthorizeTTL = DefaultAuthorizeTTL
-	}
+	c.CodeTTL = cmp.Or(c.CodeTTL, DefaultCodeTTL)
+	c.RefreshTTL = cmp.Or(c.RefreshTTL, DefaultRefreshTTL)
+	c.SessionTTL = cmp.Or(c.SessionTTL, DefaultSessionTTL)
+	c.AuthorizeTTL = cmp.Or(c.AuthorizeTTL, DefaultAuthorizeTTL)
 	c.Registration = c.Registration.withDefaults()
 	c.RateLimits = c.RateLimits.withDefaults()
 	return c
@@ -84,10 +79,13 @@ func (c Config) withDefaults() Config {
 
 func (c Config) validate() error {
 	errs := []error{c.Config.Validate(), c.Registration.validate(), c.RateLimits.validate()}
-	for name, d := range map[string]time.Duration{
+	// Sorted, so that the errors come in the same order every time.
+	checks := map[string]time.Duration{
 		"code ttl": c.CodeTTL, "refresh ttl": c.RefreshTTL,
 		"session ttl": c.SessionTTL, "authorize ttl": c.AuthorizeTTL,
-	} {
+	}
+	for _, name := range slices.Sorted(maps.Keys(checks)) {
+		d := checks[name]
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("negative %s %v", name, d))
 		}

@@ -1,8 +1,11 @@
 package ratelimit
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -36,21 +39,11 @@ type LockoutPolicy struct {
 
 // WithDefaults returns p with zero fields set to their defaults.
 func (p LockoutPolicy) WithDefaults() LockoutPolicy {
-	if p.Failures == 0 {
-		p.Failures = DefaultLockoutFailures
-	}
-	if p.Window == 0 {
-		p.Window = DefaultLockoutWindow
-	}
-	if p.Lock == 0 {
-		p.Lock = DefaultLockoutLock
-	}
-	if p.MaxLock == 0 {
-		p.MaxLock = max(DefaultLockoutMaxLock, p.Lock)
-	}
-	if p.Forget == 0 {
-		p.Forget = DefaultLockoutForget
-	}
+	p.Failures = cmp.Or(p.Failures, DefaultLockoutFailures)
+	p.Window = cmp.Or(p.Window, DefaultLockoutWindow)
+	p.Lock = cmp.Or(p.Lock, DefaultLockoutLock)
+	p.MaxLock = cmp.Or(p.MaxLock, max(DefaultLockoutMaxLock, p.Lock))
+	p.Forget = cmp.Or(p.Forget, DefaultLockoutForget)
 	return p
 }
 
@@ -63,9 +56,12 @@ func (p LockoutPolicy) Validate() error {
 	if p.Failures < 1 {
 		errs = append(errs, fmt.Errorf("lockout failures %d: must be at least 1", p.Failures))
 	}
-	for name, d := range map[string]time.Duration{
+	// Sorted, so that the errors come in the same order every time.
+	checks := map[string]time.Duration{
 		"window": p.Window, "lock": p.Lock, "max lock": p.MaxLock, "forget": p.Forget,
-	} {
+	}
+	for _, name := range slices.Sorted(maps.Keys(checks)) {
+		d := checks[name]
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("lockout %s %v: must be positive", name, d))
 		}
