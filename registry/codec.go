@@ -213,14 +213,14 @@ func readEntry(p []byte) (entry, []byte, error) {
 
 // apply makes the change of e in tx. A delete of a record that is not there
 // is not an error, so that replaying an entry twice is harmless.
-func apply(tx *memdb.Txn, e entry) error {
+func apply(st layers, e entry) error {
 	c := codecByKind[e.kind]
 	if e.kind == c.put {
 		obj, err := c.decode(e.body)
 		if err != nil {
 			return fmt.Errorf("decoding %s entry: %w", c.table, err)
 		}
-		if err := tx.Insert(c.table, obj); err != nil {
+		if err := st.put(c.table, obj); err != nil {
 			return fmt.Errorf("inserting %s entry: %w", c.table, err)
 		}
 		return nil
@@ -233,7 +233,11 @@ func apply(tx *memdb.Txn, e entry) error {
 	if err != nil {
 		return fmt.Errorf("decoding %s delete: %w", c.table, err)
 	}
-	if err := tx.Delete(c.table, obj); err != nil && !errors.Is(err, memdb.ErrNotFound) {
+	cur := current(st, c.table, obj)
+	if cur == nil {
+		return nil
+	}
+	if err := st.remove(c.table, cur); err != nil {
 		return fmt.Errorf("deleting %s entry: %w", c.table, err)
 	}
 	return nil

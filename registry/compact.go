@@ -88,7 +88,7 @@ func (s *Store) writeSnapshot(db *memdb.MemDB, info snapInfo, done <-chan struct
 			s.fs.Remove(tmp)
 		}
 	}()
-	n, err = writeSnapshotTo(f, db.Txn(false), info, done)
+	n, err = writeSnapshotTo(f, layers{base: s.base, tx: db.Txn(false)}, info, done)
 	if err == nil {
 		err = f.Sync()
 	}

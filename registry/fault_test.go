@@ -212,7 +212,7 @@ func TestFsyncFailureFailsRiders(t *testing.T) {
 	}
 	ffs.clear()
 	update(t, s, func(tx *Txn) error {
-		if n := len(all[Client](tx.tx, tableClients, indexID)); n != 0 {
+		if n := len(all[Client](tx.layers(), tableClients, indexID)); n != 0 {
 			t.Errorf("%d failed clients visible to the next transaction", n)
 		}
 		return nil

@@ -122,7 +122,7 @@ func TestGoldenSegment(t *testing.T) {
 			return err
 		}
 		for _, e := range entries {
-			if err := apply(tx, e); err != nil {
+			if err := apply(layers{tx: tx}, e); err != nil {
 				return err
 			}
 		}
@@ -132,7 +132,7 @@ func TestGoldenSegment(t *testing.T) {
 		t.Fatalf("golden segment: %d records, damage %+v", sc.records, sc.damage)
 	}
 	tx.Commit()
-	if diff := cmp.Diff(dbState(goldenState(t)), dbState(db)); diff != "" {
+	if diff := cmp.Diff(dbState(layers{tx: goldenState(t).Txn(false)}), dbState(layers{tx: db.Txn(false)})); diff != "" {
 		t.Errorf("golden segment decodes to (-want +got):\n%s", diff)
 	}
 }
@@ -140,7 +140,7 @@ func TestGoldenSegment(t *testing.T) {
 func TestGoldenSnapshot(t *testing.T) {
 	var buf bytes.Buffer
 	info := snapInfo{seq: 2, crc: 0x01020304}
-	if _, err := writeSnapshotTo(&buf, goldenState(t).Txn(false), info, nil); err != nil {
+	if _, err := writeSnapshotTo(&buf, layers{tx: goldenState(t).Txn(false)}, info, nil); err != nil {
 		t.Fatal(err)
 	}
 	want := checkGolden(t, "snapshot-v2.golden", buf.Bytes())
@@ -154,7 +154,7 @@ func TestGoldenSnapshot(t *testing.T) {
 	if got != info {
 		t.Errorf("golden snapshot covers %+v, want %+v", got, info)
 	}
-	if diff := cmp.Diff(dbState(goldenState(t)), dbState(db)); diff != "" {
+	if diff := cmp.Diff(dbState(layers{tx: goldenState(t).Txn(false)}), dbState(layers{base: db, tx: newDB().Txn(false)})); diff != "" {
 		t.Errorf("golden snapshot decodes to (-want +got):\n%s", diff)
 	}
 }
@@ -169,13 +169,12 @@ func TestGoldenSnapshotV1(t *testing.T) {
 	if want := (snapInfo{seq: 2, crc: 0x01020304}); got != want {
 		t.Errorf("v1 snapshot covers %+v, want %+v", got, want)
 	}
-	if diff := cmp.Diff(dbState(goldenState(t)), dbState(db)); diff != "" {
+	if diff := cmp.Diff(dbState(layers{tx: goldenState(t).Txn(false)}), dbState(layers{base: db, tx: newDB().Txn(false)})); diff != "" {
 		t.Errorf("v1 snapshot decodes to (-want +got):\n%s", diff)
 	}
 }
 
-func dbState(db *memdb.MemDB) state {
-	tx := db.Txn(false)
+func dbState(tx layers) state {
 	return state{
 		Clients:  all[Client](tx, tableClients, indexID),
 		Codes:    all[AuthCode](tx, tableCodes, indexID),
@@ -229,7 +228,7 @@ func FuzzScanSegment(f *testing.F) {
 				return err
 			}
 			for _, e := range entries {
-				if err := apply(tx, e); err != nil {
+				if err := apply(layers{tx: tx}, e); err != nil {
 					return err
 				}
 			}

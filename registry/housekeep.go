@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/hashicorp/go-memdb"
 )
 
 // Swept counts the records Housekeep removed.
@@ -25,7 +23,7 @@ const housekeepBatch = 1000
 // deleted in Updates of at most a thousand records, each checking again.
 func (s *Store) Housekeep(ctx context.Context, now time.Time) (Swept, error) {
 	var sw Swept
-	view := s.view.Load()
+	view := s.layers()
 	tables := []struct {
 		table   string
 		count   *int
@@ -57,17 +55,14 @@ func (s *Store) Housekeep(ctx context.Context, now time.Time) (Swept, error) {
 }
 
 // expiredKeys lists the records of table that expired, as key objects.
-func expiredKeys(tx *memdb.Txn, table string, expired func(any) bool) ([]any, error) {
-	it, err := tx.Get(table, indexID)
-	if err != nil {
-		return nil, err
-	}
+func expiredKeys(st layers, table string, expired func(any) bool) ([]any, error) {
 	var out []any
-	for obj := it.Next(); obj != nil; obj = it.Next() {
+	st.scan(table, func(obj any) bool {
 		if expired(obj) {
 			out = append(out, obj)
 		}
-	}
+		return true
+	})
 	return out, nil
 }
 
@@ -79,10 +74,7 @@ func (s *Store) deleteExpired(ctx context.Context, table string, objs []any,
 	err := s.Update(ctx, func(tx *Txn) error {
 		n = 0
 		for _, o := range objs {
-			cur, err := tx.tx.First(table, indexID, codecByTable[table].key(o)[0])
-			if err != nil {
-				return err
-			}
+			cur := current(tx.layers(), table, o)
 			if cur == nil || !expired(cur) {
 				continue
 			}

@@ -30,10 +30,12 @@ func (s *Store) load(ctx context.Context) error {
 		}
 	}
 
-	db, base, healthy, err := s.loadNewestSnapshot(l.snapshots)
+	b, base, healthy, err := s.loadNewestSnapshot(l.snapshots)
 	if err != nil {
 		return err
 	}
+	s.base = b
+	db := newDB()
 	s.lastSnap, s.haveSnap = base.seq, base.loaded
 	start, err := s.replayStart(l, base)
 	if err != nil {
@@ -85,18 +87,18 @@ func (s *Store) removeTemps(temps []string) error {
 
 // loadNewestSnapshot loads the newest snapshot that verifies, warning about
 // each newer one that does not. healthy is false when it had to fall back.
-func (s *Store) loadNewestSnapshot(snaps []uint64) (*memdb.MemDB, snapInfo, bool, error) {
+func (s *Store) loadNewestSnapshot(snaps []uint64) (*base, snapInfo, bool, error) {
 	healthy := true
 	var firstErr error
 	for i := len(snaps) - 1; i >= 0; i-- {
 		name := snapshotName(snaps[i])
-		db, info, err := readSnapshot(s.fs, joinDir(s.dir, name))
+		b, info, err := readSnapshot(s.fs, joinDir(s.dir, name))
 		if err == nil {
 			if !healthy {
 				s.log.Warn("using an older snapshot", "file", name, "seq", info.seq)
 			}
 			info.loaded = true
-			return db, info, healthy, nil
+			return b, info, healthy, nil
 		}
 		if errors.Is(err, ErrVersion) || !errors.Is(err, ErrCorrupt) {
 			return nil, snapInfo{}, false, err
@@ -117,9 +119,9 @@ func (s *Store) loadNewestSnapshot(snaps []uint64) (*memdb.MemDB, snapInfo, bool
 	}
 	if firstErr != nil {
 		// The log must then hold the whole history: replayStart checks.
-		return newDB(), snapInfo{}, false, nil
+		return nil, snapInfo{}, false, nil
 	}
-	return newDB(), snapInfo{}, true, nil
+	return nil, snapInfo{}, true, nil
 }
 
 // replayStart returns the index of the first segment to replay after base:
@@ -217,7 +219,7 @@ func (r *replay) segment(tx *memdb.Txn, name string, first uint64, last bool,
 			return fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
 		for _, e := range entries {
-			if err := apply(tx, e); err != nil {
+			if err := apply(layers{base: r.s.base, tx: tx}, e); err != nil {
 				return fmt.Errorf("%w: %w", ErrCorrupt, err)
 			}
 		}

@@ -8,8 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-
-	"github.com/hashicorp/go-memdb"
 )
 
 // Report is what Verify found in a data directory.
@@ -187,7 +185,7 @@ func Dump(dir string, w io.Writer) error {
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(dumpState(s.view.Load(), s.durable.seq)); err != nil {
+	if err := enc.Encode(dumpState(s.layers(), s.durable.seq)); err != nil {
 		return fmt.Errorf("dumping %s: %w", dir, err)
 	}
 	return nil
@@ -209,7 +207,7 @@ type dump struct {
 	Revocations   []*Revocation   `json:"revocations"`
 }
 
-func dumpState(tx *memdb.Txn, seq uint64) dump {
+func dumpState(tx layers, seq uint64) dump {
 	d := dump{Seq: seq, Revocations: all[Revocation](tx, tableRevocations, indexID)}
 	d.Consents = all[Consent](tx, tableConsents, indexID)
 	for _, c := range all[Client](tx, tableClients, indexID) {

@@ -101,6 +101,9 @@ func multiIndex(name string, field func(any) string) *memdb.IndexSchema {
 type rawIndexer struct{ field func(any) string }
 
 func (r rawIndexer) FromObject(obj any) (bool, []byte, error) {
+	if t, ok := obj.(*tombstone); ok {
+		return true, unsafe.Slice(unsafe.StringData(t.key), len(t.key)), nil
+	}
 	s := r.field(obj)
 	if s == "" {
 		return false, nil, nil
@@ -122,6 +125,9 @@ func (rawIndexer) FromArgs(args ...any) ([]byte, error) {
 type prefixedIndexer struct{ field func(any) string }
 
 func (p prefixedIndexer) FromObject(obj any) (bool, []byte, error) {
+	if _, ok := obj.(*tombstone); ok {
+		return false, nil, nil // a tombstone is only in the primary index
+	}
 	s := p.field(obj)
 	if s == "" {
 		return false, nil, nil
@@ -142,6 +148,9 @@ func (prefixedIndexer) FromArgs(args ...any) ([]byte, error) {
 type consentIndexer struct{}
 
 func (consentIndexer) FromObject(obj any) (bool, []byte, error) {
+	if t, ok := obj.(*tombstone); ok {
+		return true, []byte(t.key), nil
+	}
 	c := obj.(*Consent)
 	if c.Subject == "" || c.ClientID == "" {
 		return false, nil, nil

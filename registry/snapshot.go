@@ -9,8 +9,6 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-
-	"github.com/hashicorp/go-memdb"
 )
 
 // snapTables is the order in which a snapshot holds the tables.
@@ -91,25 +89,27 @@ func (sw *snapWriter) finish() error {
 // writeSnapshotTo streams the state of tx, which covers the log up to info,
 // to w in the snapshot format. It returns the number of records written.
 // It stops early when done is closed.
-func writeSnapshotTo(w io.Writer, tx *memdb.Txn, info snapInfo, done <-chan struct{}) (
+func writeSnapshotTo(w io.Writer, st layers, info snapInfo, done <-chan struct{}) (
 	int, error) {
 	sw := newSnapWriter(w, info)
 	for _, c := range snapTables {
-		it, err := tx.Get(c.table, indexID)
-		if err != nil {
-			return 0, fmt.Errorf("listing %s: %w", c.table, err)
-		}
-		for obj := it.Next(); obj != nil; obj = it.Next() {
-			if err := sw.add(c, obj); err != nil {
-				return 0, err
+		var err error
+		st.scan(c.table, func(obj any) bool {
+			if err = sw.add(c, obj); err != nil {
+				return false
 			}
 			if sw.count%65536 == 0 {
 				select {
 				case <-done:
-					return 0, errSnapshotStopped
+					err = errSnapshotStopped
+					return false
 				default:
 				}
 			}
+			return true
+		})
+		if err != nil {
+			return 0, err
 		}
 	}
 	return sw.count, sw.finish()
@@ -117,20 +117,19 @@ func writeSnapshotTo(w io.Writer, tx *memdb.Txn, info snapInfo, done <-chan stru
 
 var errSnapshotStopped = errors.New("snapshot stopped: the store is closing")
 
-// readSnapshot loads the snapshot at path into a new index. The index is only
+// readSnapshot loads the snapshot at path into a new base. The base is only
 // returned when the whole file verifies.
-func readSnapshot(fsys FS, path string) (*memdb.MemDB, snapInfo, error) {
-	db := newDB()
-	tx := db.Txn(true)
-	defer tx.Abort()
+func readSnapshot(fsys FS, path string) (*base, snapInfo, error) {
+	bb := newBaseBuilder()
 	info, _, err := scanSnapshot(fsys, path, func(c *tableCodec, obj any) error {
-		return tx.Insert(c.table, obj)
+		bb.add(c.table, obj)
+		return nil
 	})
+	b := bb.finish()
 	if err != nil {
 		return nil, snapInfo{}, err
 	}
-	tx.Commit()
-	return db, info, nil
+	return b, info, nil
 }
 
 // snapBatch is a run of decoded snapshot records passed from the decoding

@@ -120,8 +120,11 @@ type Store struct {
 	// wmu serialises writers; it is taken before smu. head is the newest
 	// state, including writes whose log record is not durable yet; only
 	// writers use it.
-	wmu    sync.Mutex
-	head   *memdb.MemDB
+	wmu  sync.Mutex
+	head *memdb.MemDB
+	// base is the state loaded from the snapshot, under every memdb state
+	// (head, appendedDB, durableDB, view) as their delta. It never changes.
+	base   *base
 	closed bool
 
 	// view is a read transaction on the newest durable state. A memdb read
@@ -407,13 +410,13 @@ func (s *Store) runBatch(batch []*request) {
 	records := 0
 	for _, r := range batch {
 		start := len(log.changes)
-		err := r.run(&Txn{tx: mtx, log: &log})
+		err := r.run(&Txn{tx: mtx, base: s.base, log: &log})
 		if err == nil && !r.panicked {
 			r.payload, err = encodeChanges(log.net(start))
 		}
 		if err != nil || r.panicked {
 			r.err, r.payload = err, nil
-			if uerr := log.undo(mtx, start); uerr != nil {
+			if uerr := log.undo(layers{base: s.base, tx: mtx}, start); uerr != nil {
 				fail(uerr)
 				return
 			}

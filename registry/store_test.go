@@ -146,7 +146,7 @@ type state struct {
 }
 
 func stateOf(s *Store) state {
-	tx := s.view.Load()
+	tx := s.layers()
 	return state{
 		Clients:  s.Clients(),
 		Codes:    all[AuthCode](tx, tableCodes, indexID),

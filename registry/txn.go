@@ -17,15 +17,19 @@ import (
 // methods store a copy of their argument (with times converted to UTC), so
 // the caller keeps ownership.
 type Txn struct {
-	tx   *memdb.Txn
+	tx   *memdb.Txn // the delta over base
+	base *base
 	log  *changeLog // nil: changes are not recorded (memdb may track them)
 	done bool
 }
 
+// layers returns the Txn's view of the state.
+func (t *Txn) layers() layers { return layers{base: t.base, tx: t.tx} }
+
 var errTxnDone = errors.New("registry: transaction used after its Update returned")
 
 // Client returns the client with the given id, or nil.
-func (t *Txn) Client(id string) *Client { return first[Client](t.tx, tableClients, id) }
+func (t *Txn) Client(id string) *Client { return first[Client](t.layers(), tableClients, id) }
 
 // PutClient inserts or replaces a client.
 func (t *Txn) PutClient(c *Client) error {
@@ -53,7 +57,7 @@ func (t *Txn) DeleteClient(id string) error {
 }
 
 // AuthCode returns the authorization code with the given hash, or nil.
-func (t *Txn) AuthCode(hash string) *AuthCode { return first[AuthCode](t.tx, tableCodes, hash) }
+func (t *Txn) AuthCode(hash string) *AuthCode { return first[AuthCode](t.layers(), tableCodes, hash) }
 
 // PutAuthCode inserts or replaces an authorization code.
 func (t *Txn) PutAuthCode(c *AuthCode) error {
@@ -73,17 +77,17 @@ func (t *Txn) DeleteAuthCode(hash string) error {
 
 // RefreshToken returns the refresh token with the given hash, or nil.
 func (t *Txn) RefreshToken(hash string) *RefreshToken {
-	return first[RefreshToken](t.tx, tableRefreshTokens, hash)
+	return first[RefreshToken](t.layers(), tableRefreshTokens, hash)
 }
 
 // RefreshTokensByGrant returns every refresh token of a grant.
 func (t *Txn) RefreshTokensByGrant(grantID string) []*RefreshToken {
-	return all[RefreshToken](t.tx, tableRefreshTokens, indexGrantID, grantID)
+	return all[RefreshToken](t.layers(), tableRefreshTokens, indexGrantID, grantID)
 }
 
 // RefreshTokensByClient returns every refresh token issued to a client.
 func (t *Txn) RefreshTokensByClient(clientID string) []*RefreshToken {
-	return all[RefreshToken](t.tx, tableRefreshTokens, indexClient, clientID)
+	return all[RefreshToken](t.layers(), tableRefreshTokens, indexClient, clientID)
 }
 
 // PutRefreshToken inserts or replaces a refresh token.
@@ -104,7 +108,7 @@ func (t *Txn) DeleteRefreshToken(hash string) error {
 
 // Consent returns the consent of subject for clientID, or nil.
 func (t *Txn) Consent(subject, clientID string) *Consent {
-	return firstIn[Consent](t.tx, tableConsents, indexID, subject, clientID)
+	return lookup[Consent](t.layers(), tableConsents, subject, clientID)
 }
 
 // PutConsent inserts or replaces a consent.
@@ -125,7 +129,7 @@ func (t *Txn) DeleteConsent(subject, clientID string) error {
 }
 
 // SigningKeys returns every signing key, oldest first.
-func (t *Txn) SigningKeys() []*SigningKey { return signingKeys(t.tx) }
+func (t *Txn) SigningKeys() []*SigningKey { return signingKeys(t.layers()) }
 
 // PutSigningKey inserts or replaces a signing key.
 func (t *Txn) PutSigningKey(k *SigningKey) error {
@@ -144,7 +148,7 @@ func (t *Txn) DeleteSigningKey(id string) error {
 }
 
 // User returns the user with the given name, or nil.
-func (t *Txn) User(name string) *User { return first[User](t.tx, tableUsers, name) }
+func (t *Txn) User(name string) *User { return first[User](t.layers(), tableUsers, name) }
 
 // PutUser inserts or replaces a user.
 func (t *Txn) PutUser(u *User) error {
@@ -179,7 +183,7 @@ func (t *Txn) DeleteRevocation(key string) error {
 
 // Revoked reports whether key ("jti:<id>" or "grant:<id>") is revoked.
 func (t *Txn) Revoked(key string) bool {
-	return first[Revocation](t.tx, tableRevocations, key) != nil
+	return first[Revocation](t.layers(), tableRevocations, key) != nil
 }
 
 // utc converts times to UTC and drops their monotonic clock readings, so that
@@ -198,9 +202,9 @@ func (t *Txn) insert(table, key string, obj any) error {
 	}
 	var before any
 	if t.log != nil {
-		before = current(t.tx, table, obj)
+		before = current(t.layers(), table, obj)
 	}
-	if err := t.tx.Insert(table, obj); err != nil {
+	if err := t.layers().put(table, obj); err != nil {
 		return fmt.Errorf("putting %s %q: %w", table, key, err)
 	}
 	t.log.add(table, before, obj)
@@ -212,7 +216,7 @@ func (t *Txn) delete(table, key string, keyObj any) error {
 	if t.done {
 		return errTxnDone
 	}
-	cur := current(t.tx, table, keyObj)
+	cur := current(t.layers(), table, keyObj)
 	if cur == nil {
 		return fmt.Errorf("deleting %s %q: %w", table, key, ErrNotFound)
 	}
@@ -227,7 +231,7 @@ func (t *Txn) deleteObj(table string, obj any) error {
 	if t.done {
 		return errTxnDone
 	}
-	if err := t.tx.Delete(table, obj); err != nil {
+	if err := t.layers().remove(table, obj); err != nil {
 		return err
 	}
 	t.log.add(table, obj, nil)
@@ -240,15 +244,7 @@ func (t *Txn) deleteAll(table, index, key string) error {
 	if t.done {
 		return errTxnDone
 	}
-	it, err := t.tx.Get(table, index, key)
-	if err != nil {
-		return err
-	}
-	var objs []any
-	for obj := it.Next(); obj != nil; obj = it.Next() {
-		objs = append(objs, obj)
-	}
-	for _, obj := range objs {
+	for _, obj := range t.layers().list(table, index, key) {
 		if err := t.deleteObj(table, obj); err != nil {
 			return err
 		}
@@ -257,32 +253,13 @@ func (t *Txn) deleteAll(table, index, key string) error {
 }
 
 // current returns the record of table with the primary key of obj, or nil.
-func current(tx *memdb.Txn, table string, obj any) any {
-	switch o := obj.(type) {
-	case *Client:
-		return orNil(first[Client](tx, table, o.ID))
-	case *AuthCode:
-		return orNil(first[AuthCode](tx, table, o.Hash))
-	case *RefreshToken:
-		return orNil(first[RefreshToken](tx, table, o.Hash))
-	case *Consent:
-		return orNil(firstIn[Consent](tx, table, indexID, o.Subject, o.ClientID))
-	case *SigningKey:
-		return orNil(first[SigningKey](tx, table, o.ID))
-	case *User:
-		return orNil(first[User](tx, table, o.Name))
-	case *Revocation:
-		return orNil(first[Revocation](tx, table, o.Key))
+func current(st layers, table string, obj any) any {
+	key := codecByTable[table].key(obj)
+	args := make([]any, len(key))
+	for i, k := range key {
+		args[i] = k
 	}
-	panic(fmt.Sprintf("registry: no table for %T", obj))
-}
-
-// orNil returns p as an interface, nil when p is nil.
-func orNil[T any](p *T) any {
-	if p == nil {
-		return nil
-	}
-	return p
+	return st.lookup(table, args...)
 }
 
 // changeLog records the changes made through the Txns of one write batch,
@@ -301,14 +278,14 @@ func (l *changeLog) add(table string, before, after any) {
 
 // undo reverts the changes recorded from start on, newest first, and forgets
 // them.
-func (l *changeLog) undo(tx *memdb.Txn, start int) error {
+func (l *changeLog) undo(st layers, start int) error {
 	for i := len(l.changes) - 1; i >= start; i-- {
 		ch := l.changes[i]
 		var err error
 		if ch.Before != nil {
-			err = tx.Insert(ch.Table, ch.Before)
+			err = st.put(ch.Table, ch.Before)
 		} else {
-			err = tx.Delete(ch.Table, ch.After)
+			err = st.remove(ch.Table, ch.After)
 		}
 		if err != nil {
 			return fmt.Errorf("undoing a %s change: %w", ch.Table, err)
@@ -375,13 +352,19 @@ func primaryKey(table string, obj any) string {
 }
 
 // idIndexers holds the primary key indexer of every table.
-var idIndexers = func() map[string]memdb.SingleIndexer {
-	m := map[string]memdb.SingleIndexer{}
+var idIndexers = func() map[string]keyIndexer {
+	m := map[string]keyIndexer{}
 	for name, t := range schema().Tables {
-		m[name] = t.Indexes[indexID].Indexer.(memdb.SingleIndexer)
+		m[name] = t.Indexes[indexID].Indexer.(keyIndexer)
 	}
 	return m
 }()
+
+// keyIndexer is what a primary index's indexer does.
+type keyIndexer interface {
+	memdb.SingleIndexer
+	memdb.Indexer
+}
 
 // keyArg passes a key to memdb as a pointer, which fits in an interface
 // without an allocation (a string does not); pooled with its one-element
@@ -397,50 +380,51 @@ var keyArgs = sync.Pool{New: func() any {
 	return k
 }}
 
-// first returns the record of table whose primary key is key, or nil. It is
-// the hot path of Store.Client and Store.Revoked.
-func first[T any](tx *memdb.Txn, table, key string) *T {
+// first returns the record of table whose primary key is key, or nil; the
+// table's primary index must key records by that string as it is. It is the
+// hot path of Store.Client and Store.Revoked.
+func first[T any](st layers, table, key string) *T {
 	k := keyArgs.Get().(*keyArg)
 	k.key = key
-	raw, err := tx.First(table, indexID, k.args[:]...)
+	raw, err := st.tx.First(table, indexID, k.args[:]...)
 	k.key = ""
 	keyArgs.Put(k)
 	if err != nil {
 		panic(fmt.Sprintf("registry: looking up %s: %v", table, err))
 	}
-	if raw == nil {
+	switch o := raw.(type) {
+	case *T:
+		return o
+	case *tombstone:
 		return nil
 	}
-	return raw.(*T)
+	o, _ := st.base.get(table, key).(*T)
+	return o
 }
 
-func firstIn[T any](tx *memdb.Txn, table, index string, args ...any) *T {
-	raw, err := tx.First(table, index, args...)
-	if err != nil {
-		// Only a schema mismatch fails a lookup: a programming error.
-		panic(fmt.Sprintf("registry: looking up %s.%s: %v", table, index, err))
-	}
-	if raw == nil {
+// lookup returns the record of table whose primary key is given by args, or
+// nil.
+func lookup[T any](st layers, table string, args ...any) *T {
+	o, _ := st.lookup(table, args...).(*T)
+	return o
+}
+
+// all returns the records of table found in index by args, in primary key
+// order (see layers.list).
+func all[T any](st layers, table, index string, args ...any) []*T {
+	objs := st.list(table, index, args...)
+	if len(objs) == 0 {
 		return nil
 	}
-	return raw.(*T)
-}
-
-// all returns the records of table found in index by args, in index order.
-func all[T any](tx *memdb.Txn, table, index string, args ...any) []*T {
-	it, err := tx.Get(table, index, args...)
-	if err != nil {
-		panic(fmt.Sprintf("registry: listing %s.%s: %v", table, index, err))
-	}
-	var out []*T
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		out = append(out, raw.(*T))
+	out := make([]*T, len(objs))
+	for i, o := range objs {
+		out[i] = o.(*T)
 	}
 	return out
 }
 
-func signingKeys(tx *memdb.Txn) []*SigningKey {
-	keys := all[SigningKey](tx, tableSigningKeys, indexID)
+func signingKeys(st layers) []*SigningKey {
+	keys := all[SigningKey](st, tableSigningKeys, indexID)
 	slices.SortStableFunc(keys, func(a, b *SigningKey) int {
 		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
 			return c
