@@ -1,0 +1,336 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// model is what the registry should hold, as plain maps, for
+// TestLayersMatchModel.
+type model struct {
+	clients  map[string]*Client
+	refresh  map[string]*RefreshToken
+	consents map[[2]string]*Consent
+	revs     map[string]*Revocation
+}
+
+func newModel() *model {
+	return &model{clients: map[string]*Client{}, refresh: map[string]*RefreshToken{},
+		consents: map[[2]string]*Consent{}, revs: map[string]*Revocation{}}
+}
+
+func (m *model) clone() *model {
+	return &model{clients: maps.Clone(m.clients), refresh: maps.Clone(m.refresh),
+		consents: maps.Clone(m.consents), revs: maps.Clone(m.revs)}
+}
+
+// op is one change applied both to a Txn and to the model.
+type op struct {
+	name  string
+	apply func(tx *Txn, m *model) error
+}
+
+// randomOp returns a change to a small universe of keys, so that puts,
+// replacements and deletes of the same records (in the base, the delta or
+// both) keep meeting.
+func randomOp(r *rand.Rand, version int) op {
+	cid := fmt.Sprint("c", r.IntN(6))
+	hash := fmt.Sprint("r", r.IntN(12))
+	grant := fmt.Sprint("g", r.IntN(4))
+	sub := fmt.Sprint("u", r.IntN(3))
+	rev := fmt.Sprint("jti:", r.IntN(6))
+	tag := fmt.Sprint("v", version)
+	switch r.IntN(8) {
+	case 0, 1:
+		return op{"put client " + cid, func(tx *Txn, m *model) error {
+			c := testClient(cid)
+			c.Name = tag
+			m.clients[cid] = c
+			return tx.PutClient(c)
+		}}
+	case 2:
+		return op{"delete client " + cid, func(tx *Txn, m *model) error {
+			err := tx.DeleteClient(cid)
+			if _, ok := m.clients[cid]; !ok {
+				return wantNotFound(err)
+			}
+			delete(m.clients, cid)
+			for h, rt := range m.refresh {
+				if rt.ClientID == cid {
+					delete(m.refresh, h)
+				}
+			}
+			for k := range m.consents {
+				if k[1] == cid {
+					delete(m.consents, k)
+				}
+			}
+			return err
+		}}
+	case 3:
+		return op{"put refresh " + hash, func(tx *Txn, m *model) error {
+			rt := testRefresh(hash, grant, cid)
+			rt.Scope = tag
+			m.refresh[hash] = rt
+			return tx.PutRefreshToken(rt)
+		}}
+	case 4:
+		return op{"delete refresh " + hash, func(tx *Txn, m *model) error {
+			err := tx.DeleteRefreshToken(hash)
+			if _, ok := m.refresh[hash]; !ok {
+				return wantNotFound(err)
+			}
+			delete(m.refresh, hash)
+			return err
+		}}
+	case 5:
+		return op{"put consent " + sub + "/" + cid, func(tx *Txn, m *model) error {
+			c := &Consent{Subject: sub, ClientID: cid, Scope: tag, GrantedAt: t0}
+			m.consents[[2]string{sub, cid}] = c
+			return tx.PutConsent(c)
+		}}
+	case 6:
+		return op{"delete consent " + sub + "/" + cid, func(tx *Txn, m *model) error {
+			err := tx.DeleteConsent(sub, cid)
+			if _, ok := m.consents[[2]string{sub, cid}]; !ok {
+				return wantNotFound(err)
+			}
+			delete(m.consents, [2]string{sub, cid})
+			return err
+		}}
+	default:
+		if r.IntN(2) == 0 {
+			return op{"delete revocation " + rev, func(tx *Txn, m *model) error {
+				err := tx.DeleteRevocation(rev)
+				if _, ok := m.revs[rev]; !ok {
+					return wantNotFound(err)
+				}
+				delete(m.revs, rev)
+				return err
+			}}
+		}
+		return op{"put revocation " + rev, func(tx *Txn, m *model) error {
+			rv := &Revocation{Key: rev, ExpiresAt: t0.AddDate(1, 0, 0), CreatedAt: t0}
+			m.revs[rev] = rv
+			return tx.PutRevocation(rv)
+		}}
+	}
+}
+
+// wantNotFound turns the expected ErrNotFound of deleting what is not there
+// into success, and anything else into a failure.
+func wantNotFound(err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return fmt.Errorf("deleting a missing record: got %v, want ErrNotFound", err)
+}
+
+var errAbandon = errors.New("abandoned on purpose")
+
+// TestLayersMatchModel runs random changes against a store whose state is
+// split between a base loaded from a snapshot and the memdb delta over it,
+// and checks every way of reading it against a model after each step: point
+// lookups, whole tables, key prefixes and non-unique indexes, through Store
+// reads and inside a Txn, across snapshots and restarts (which move the
+// delta into the base), and across failed Updates (whose changes are
+// undone).
+func TestLayersMatchModel(t *testing.T) {
+	for seed := range uint64(8) {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 1))
+			dir := t.TempDir()
+			s := openDir(t, dir, Options{})
+			m := newModel()
+			var history []string
+			for step := range 400 {
+				switch k := r.IntN(20); {
+				case k == 0:
+					if err := s.Snapshot(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+					s = reopen(t, s, dir, Options{})
+					history = append(history, "snapshot and reopen")
+				case k == 1:
+					s = reopen(t, s, dir, Options{})
+					history = append(history, "reopen")
+				default:
+					n := 1 + r.IntN(4)
+					ops := make([]op, n)
+					for i := range ops {
+						ops[i] = randomOp(r, step)
+					}
+					fail := r.IntN(5) == 0
+					next := m.clone()
+					err := s.Update(context.Background(), func(tx *Txn) error {
+						next = m.clone()
+						for _, o := range ops {
+							if err := o.apply(tx, next); err != nil {
+								return fmt.Errorf("%s: %w", o.name, err)
+							}
+							checkTxn(t, tx, next)
+						}
+						if fail {
+							return errAbandon
+						}
+						return nil
+					})
+					for _, o := range ops {
+						history = append(history, o.name)
+					}
+					switch {
+					case fail && errors.Is(err, errAbandon):
+						history = append(history, "(abandoned)")
+					case err != nil:
+						t.Fatalf("step %d: %v\nhistory: %s", step, err,
+							strings.Join(history, "; "))
+					default:
+						m = next
+					}
+				}
+				if t.Failed() {
+					t.Fatalf("step %d differs\nhistory: %s", step, strings.Join(history, "; "))
+				}
+				checkStore(t, s, m)
+				if t.Failed() {
+					t.Fatalf("after step %d\nhistory: %s", step, strings.Join(history, "; "))
+				}
+			}
+			if s.base.records() == 0 {
+				t.Error("no record ever came from a base: the test does not test layering")
+			}
+		})
+	}
+}
+
+// checkTxn compares what a Txn reads with the model.
+func checkTxn(t *testing.T, tx *Txn, m *model) {
+	t.Helper()
+	checkReads(t, "txn", tx.layers(), m, tx.Client, tx.RefreshTokensByClient,
+		func(sub, cid string) *Consent { return tx.Consent(sub, cid) })
+	for g := range 4 {
+		grant := fmt.Sprint("g", g)
+		var want []*RefreshToken
+		for _, h := range slices.Sorted(maps.Keys(m.refresh)) {
+			if m.refresh[h].GrantID == grant {
+				want = append(want, m.refresh[h])
+			}
+		}
+		if diff := cmp.Diff(want, tx.RefreshTokensByGrant(grant)); diff != "" {
+			t.Errorf("txn: refresh tokens of %s (-want +got):\n%s", grant, diff)
+		}
+	}
+}
+
+// checkStore compares what Store reads return with the model.
+func checkStore(t *testing.T, s *Store, m *model) {
+	t.Helper()
+	checkReads(t, "store", s.layers(), m, s.Client, s.RefreshTokensByClient, s.Consent)
+	if diff := cmp.Diff(sortedValues(m.clients), s.Clients()); diff != "" {
+		t.Errorf("store: Clients (-want +got):\n%s", diff)
+	}
+	for u := range 3 {
+		sub := fmt.Sprint("u", u)
+		var want []*Consent
+		for _, k := range slices.SortedFunc(maps.Keys(m.consents), func(a, b [2]string) int {
+			return strings.Compare(a[1], b[1])
+		}) {
+			if k[0] == sub {
+				want = append(want, m.consents[k])
+			}
+		}
+		if diff := cmp.Diff(want, s.Consents(sub)); diff != "" {
+			t.Errorf("store: consents of %s (-want +got):\n%s", sub, diff)
+		}
+	}
+	for i := range 6 {
+		key := fmt.Sprint("jti:", i)
+		if diff := cmp.Diff(m.revs[key], s.Revocation(key)); diff != "" {
+			t.Errorf("store: revocation %s (-want +got):\n%s", key, diff)
+		}
+		if got, want := s.Revoked(key), m.revs[key] != nil; got != want {
+			t.Errorf("store: Revoked(%s) = %v, want %v", key, got, want)
+		}
+	}
+}
+
+func checkReads(t *testing.T, who string, st layers, m *model, client func(string) *Client,
+	byClient func(string) []*RefreshToken, consent func(string, string) *Consent) {
+	t.Helper()
+	for i := range 6 {
+		cid := fmt.Sprint("c", i)
+		if diff := cmp.Diff(m.clients[cid], client(cid)); diff != "" {
+			t.Errorf("%s: client %s (-want +got):\n%s", who, cid, diff)
+		}
+		var want []*RefreshToken
+		for _, h := range slices.Sorted(maps.Keys(m.refresh)) {
+			if m.refresh[h].ClientID == cid {
+				want = append(want, m.refresh[h])
+			}
+		}
+		if diff := cmp.Diff(want, byClient(cid)); diff != "" {
+			t.Errorf("%s: refresh tokens of %s (-want +got):\n%s", who, cid, diff)
+		}
+		for u := range 3 {
+			sub := fmt.Sprint("u", u)
+			if diff := cmp.Diff(m.consents[[2]string{sub, cid}], consent(sub, cid)); diff != "" {
+				t.Errorf("%s: consent %s/%s (-want +got):\n%s", who, sub, cid, diff)
+			}
+		}
+	}
+	if diff := cmp.Diff(sortedValues(m.refresh),
+		all[RefreshToken](st, tableRefreshTokens, indexID)); diff != "" {
+		t.Errorf("%s: refresh tokens (-want +got):\n%s", who, diff)
+	}
+	var wantRevs []*Revocation
+	st.scan(tableRevocations, func(o any) bool {
+		wantRevs = append(wantRevs, o.(*Revocation))
+		return true
+	})
+	if diff := cmp.Diff(sortedValues(m.revs), wantRevs); diff != "" {
+		t.Errorf("%s: revocations scanned (-want +got):\n%s", who, diff)
+	}
+}
+
+func sortedValues[T any](m map[string]*T) []*T {
+	var out []*T
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, m[k])
+	}
+	return out
+}
+
+// TestBaseOrdersRecords checks that a base built from records out of key
+// order, or repeating a key, reads as inserting them in turn would have.
+func TestBaseOrdersRecords(t *testing.T) {
+	bb := newBaseBuilder()
+	for _, id := range []string{"b", "a", "c", "a"} {
+		c := testClient(id)
+		c.Name = fmt.Sprint(len(bb.b.tables[tableClients].objsOrNil()))
+		bb.add(tableClients, c)
+	}
+	b := bb.finish()
+	st := layers{base: b, tx: newDB().Txn(false)}
+	var got []string
+	for _, c := range all[Client](st, tableClients, indexID) {
+		got = append(got, c.ID+"="+c.Name)
+	}
+	if want := []string{"a=3", "b=0", "c=2"}; !slices.Equal(got, want) {
+		t.Errorf("base clients = %v, want %v", got, want)
+	}
+}
+
+func (t *baseTable) objsOrNil() []any {
+	if t == nil {
+		return nil
+	}
+	return t.objs
+}
