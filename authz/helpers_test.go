@@ -39,6 +39,7 @@ func (c *testClock) add(d time.Duration) { c.ns.Add(int64(d)) }
 type testEnv struct {
 	cfg     Config
 	clock   *testClock
+	dir     string // the registry's data directory
 	store   *registry.Store
 	keys    *Keys
 	tokens  *Tokens
@@ -68,22 +69,42 @@ func newTestEnvConfig(t testing.TB, cfg Config) *testEnv {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
+	e := &testEnv{cfg: cfg, clock: newTestClock(), dir: t.TempDir()}
+	e.open(t)
+	t.Cleanup(func() { e.store.Close() })
+	return e
+}
+
+// open opens the registry and builds the keys, tokens and decider on it. The
+// registry is closed at the end of the test.
+func (e *testEnv) open(t testing.TB) {
+	t.Helper()
 	logger := discard()
-	store, err := registry.Open(t.Context(), t.TempDir(), registry.Options{Logger: logger})
+	store, err := registry.Open(t.Context(), e.dir, registry.Options{Logger: logger})
 	if err != nil {
 		t.Fatalf("opening registry: %v", err)
 	}
-	t.Cleanup(func() { store.Close() })
 	keys, err := NewKeys(t.Context(), store, logger)
 	if err != nil {
 		t.Fatalf("NewKeys: %v", err)
 	}
-	clock := newTestClock()
-	keys.now = clock.now
-	tokens := NewTokens(cfg, keys)
-	d := NewDecider(cfg, tokens, store, logger)
-	d.now = clock.now
-	return &testEnv{cfg: cfg, clock: clock, store: store, keys: keys, tokens: tokens, decider: d}
+	keys.now = e.clock.now
+	e.store, e.keys, e.tokens = store, keys, NewTokens(e.cfg, keys)
+	e.decider = NewDecider(e.cfg, e.tokens, store, logger)
+	e.decider.now = e.clock.now
+}
+
+// restart snapshots and closes the registry and opens it again, as a
+// restarted process would, with new keys, tokens and decider on it.
+func (e *testEnv) restart(t testing.TB) {
+	t.Helper()
+	if err := e.store.Snapshot(t.Context()); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	if err := e.store.Close(); err != nil {
+		t.Fatalf("closing registry: %v", err)
+	}
+	e.open(t)
 }
 
 // putClient registers a client in the registry.
