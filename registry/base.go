@@ -51,8 +51,12 @@ func newBaseBuilder() *baseBuilder {
 }
 
 // add appends a record of table. Snapshots hold the tables one after the
-// other, each in key order.
-func (bb *baseBuilder) add(table string, obj any) {
+// other, each in key order. A record without a primary key is refused.
+func (bb *baseBuilder) add(table string, obj any) error {
+	ok, key, err := idIndexers[table].FromObject(obj)
+	if err != nil || !ok {
+		return fmt.Errorf("%s record without a primary key", table)
+	}
 	if table != bb.curName {
 		bb.flush()
 		bb.cur = bb.b.tables[table]
@@ -62,7 +66,9 @@ func (bb *baseBuilder) add(table string, obj any) {
 		}
 		bb.curName = table
 	}
+	bb.cur.keys = append(bb.cur.keys, unsafe.String(unsafe.SliceData(key), len(key)))
 	bb.cur.objs = append(bb.cur.objs, obj)
+	return nil
 }
 
 // flush starts building the table being collected.
@@ -86,14 +92,10 @@ func (bb *baseBuilder) finish() *base {
 	return bb.b
 }
 
-// build computes the keys of a table's records, orders them (keeping the
-// last record of a key, as inserting them in turn would) and builds the
-// table's maps, the secondary indexes in parallel with the primary one.
+// build orders a table's records by key (keeping the last record of a key,
+// as inserting them in turn would) and builds the table's maps, the
+// secondary indexes in parallel with the primary one.
 func (t *baseTable) build(table string) {
-	t.keys = make([]string, len(t.objs))
-	for i, o := range t.objs {
-		t.keys[i] = idKey(table, o)
-	}
 	for i := 1; i < len(t.keys); i++ {
 		if t.keys[i] <= t.keys[i-1] {
 			t.sortRecords()
@@ -254,17 +256,46 @@ func (st layers) lookup(table string, args ...any) any {
 
 // inDelta reports whether the delta holds the key of obj, a base record of
 // table, whether as a record or a tombstone.
-func (st layers) inDelta(table string, obj any) bool {
-	key := codecByTable[table].key(obj)
-	args := make([]any, len(key))
-	for i, k := range key {
-		args[i] = k
+func (st layers) inDelta(table string, obj any) bool { return st.deltaOf(table, obj) != nil }
+
+// current returns the record of table with the primary key of obj, or nil.
+func (st layers) current(table string, obj any) any {
+	switch d := st.deltaOf(table, obj).(type) {
+	case nil:
+		return st.base.get(table, idKey(table, obj))
+	case *tombstone:
+		return nil
+	default:
+		return d
 	}
-	raw, err := st.tx.First(table, indexID, args...)
+}
+
+// deltaOf returns what the delta holds for the primary key of obj, a record
+// of table: a record, a tombstone or nil.
+func (st layers) deltaOf(table string, obj any) any {
+	if c, ok := obj.(*Consent); ok {
+		raw, err := st.tx.First(table, indexID, c.Subject, c.ClientID)
+		if err != nil {
+			panic(fmt.Sprintf("registry: looking up %s: %v", table, err))
+		}
+		return raw
+	}
+	return st.deltaKey(table, idKey(table, obj))
+}
+
+// deltaKey returns what the delta holds for key in table, whose primary
+// index keys records by a string as it is: a record, a tombstone or nil.
+func (st layers) deltaKey(table, key string) any {
+	k := keyArgs.Get().(*keyArg)
+	k.key = key
+	raw, err := st.tx.First(table, indexID, k.args[:]...)
+	k.key = ""
+	keyArgs.Put(k)
 	if err != nil {
+		// Only a schema mismatch fails a lookup: a programming error.
 		panic(fmt.Sprintf("registry: looking up %s: %v", table, err))
 	}
-	return raw != nil
+	return raw
 }
 
 // put stores obj in the delta, replacing any record or tombstone of its key.

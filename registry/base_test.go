@@ -315,7 +315,12 @@ func TestBaseOrdersRecords(t *testing.T) {
 	for _, id := range []string{"b", "a", "c", "a"} {
 		c := testClient(id)
 		c.Name = fmt.Sprint(len(bb.b.tables[tableClients].objsOrNil()))
-		bb.add(tableClients, c)
+		if err := bb.add(tableClients, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bb.add(tableClients, &Client{}); err == nil {
+		t.Error("a client without an id was added to the base")
 	}
 	b := bb.finish()
 	st := layers{base: b, tx: newDB().Txn(false)}

@@ -233,7 +233,7 @@ func apply(st layers, e entry) error {
 	if err != nil {
 		return fmt.Errorf("decoding %s delete: %w", c.table, err)
 	}
-	cur := current(st, c.table, obj)
+	cur := st.current(c.table, obj)
 	if cur == nil {
 		return nil
 	}

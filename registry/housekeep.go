@@ -74,7 +74,7 @@ func (s *Store) deleteExpired(ctx context.Context, table string, objs []any,
 	err := s.Update(ctx, func(tx *Txn) error {
 		n = 0
 		for _, o := range objs {
-			cur := current(tx.layers(), table, o)
+			cur := tx.layers().current(table, o)
 			if cur == nil || !expired(cur) {
 				continue
 			}

@@ -122,8 +122,7 @@ var errSnapshotStopped = errors.New("snapshot stopped: the store is closing")
 func readSnapshot(fsys FS, path string) (*base, snapInfo, error) {
 	bb := newBaseBuilder()
 	info, _, err := scanSnapshot(fsys, path, func(c *tableCodec, obj any) error {
-		bb.add(c.table, obj)
-		return nil
+		return bb.add(c.table, obj)
 	})
 	b := bb.finish()
 	if err != nil {

@@ -202,7 +202,7 @@ func (t *Txn) insert(table, key string, obj any) error {
 	}
 	var before any
 	if t.log != nil {
-		before = current(t.layers(), table, obj)
+		before = t.layers().current(table, obj)
 	}
 	if err := t.layers().put(table, obj); err != nil {
 		return fmt.Errorf("putting %s %q: %w", table, key, err)
@@ -216,7 +216,7 @@ func (t *Txn) delete(table, key string, keyObj any) error {
 	if t.done {
 		return errTxnDone
 	}
-	cur := current(t.layers(), table, keyObj)
+	cur := t.layers().current(table, keyObj)
 	if cur == nil {
 		return fmt.Errorf("deleting %s %q: %w", table, key, ErrNotFound)
 	}
@@ -250,16 +250,6 @@ func (t *Txn) deleteAll(table, index, key string) error {
 		}
 	}
 	return nil
-}
-
-// current returns the record of table with the primary key of obj, or nil.
-func current(st layers, table string, obj any) any {
-	key := codecByTable[table].key(obj)
-	args := make([]any, len(key))
-	for i, k := range key {
-		args[i] = k
-	}
-	return st.lookup(table, args...)
 }
 
 // changeLog records the changes made through the Txns of one write batch,
@@ -384,15 +374,7 @@ var keyArgs = sync.Pool{New: func() any {
 // table's primary index must key records by that string as it is. It is the
 // hot path of Store.Client and Store.Revoked.
 func first[T any](st layers, table, key string) *T {
-	k := keyArgs.Get().(*keyArg)
-	k.key = key
-	raw, err := st.tx.First(table, indexID, k.args[:]...)
-	k.key = ""
-	keyArgs.Put(k)
-	if err != nil {
-		panic(fmt.Sprintf("registry: looking up %s: %v", table, err))
-	}
-	switch o := raw.(type) {
+	switch o := st.deltaKey(table, key).(type) {
 	case *T:
 		return o
 	case *tombstone:
