@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -46,24 +47,28 @@ type baseBuilder struct {
 	wg      sync.WaitGroup
 }
 
+// errTableTwice reports a snapshot holding a table's records in two runs.
+var errTableTwice = errors.New("the snapshot holds a table in two places")
+
 func newBaseBuilder() *baseBuilder {
 	return &baseBuilder{b: &base{tables: map[string]*baseTable{}}}
 }
 
 // add appends a record of table. Snapshots hold the tables one after the
-// other, each in key order. A record without a primary key is refused.
+// other, each in key order. A record without a primary key, or a table that
+// comes back after another (whose build may have started), is refused.
 func (bb *baseBuilder) add(table string, obj any) error {
 	ok, key, err := idIndexers[table].FromObject(obj)
 	if err != nil || !ok {
 		return fmt.Errorf("%s record without a primary key", table)
 	}
 	if table != bb.curName {
-		bb.flush()
-		bb.cur = bb.b.tables[table]
-		if bb.cur == nil {
-			bb.cur = &baseTable{}
-			bb.b.tables[table] = bb.cur
+		if bb.b.tables[table] != nil {
+			return fmt.Errorf("%s: %w", table, errTableTwice)
 		}
+		bb.flush()
+		bb.cur = &baseTable{}
+		bb.b.tables[table] = bb.cur
 		bb.curName = table
 	}
 	bb.cur.keys = append(bb.cur.keys, unsafe.String(unsafe.SliceData(key), len(key)))
@@ -260,9 +265,13 @@ func (st layers) inDelta(table string, obj any) bool { return st.deltaOf(table, 
 
 // current returns the record of table with the primary key of obj, or nil.
 func (st layers) current(table string, obj any) any {
+	ok, key, err := idIndexers[table].FromObject(obj)
+	if err != nil || !ok {
+		return nil // no key, no record: memdb refuses to store one
+	}
 	switch d := st.deltaOf(table, obj).(type) {
 	case nil:
-		return st.base.get(table, idKey(table, obj))
+		return st.base.get(table, unsafe.String(unsafe.SliceData(key), len(key)))
 	case *tombstone:
 		return nil
 	default:

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/go-memdb"
 )
 
 // model is what the registry should hold, as plain maps, for
@@ -338,4 +340,87 @@ func (t *baseTable) objsOrNil() []any {
 		return nil
 	}
 	return t.objs
+}
+
+// TestBaseRefusesTableTwice checks that a snapshot holding a table's records
+// in two runs, which this program never writes, is refused as corrupt rather
+// than built twice at once.
+func TestBaseRefusesTableTwice(t *testing.T) {
+	var recs []snapRec
+	for i := range 300 {
+		recs = append(recs, snapRec{tableClients, testClient(fmt.Sprintf("a%05d", 299-i))})
+	}
+	recs = append(recs, snapRec{tableUsers, &User{Name: "u", CreatedAt: t0}})
+	for i := range 300 {
+		recs = append(recs, snapRec{tableClients, testClient(fmt.Sprintf("b%05d", i))})
+	}
+	path := filepath.Join(t.TempDir(), snapshotName(0))
+	writeRawSnapshot(t, path, recs)
+	_, _, err := readSnapshot(OSFS{}, path)
+	if !errors.Is(err, ErrCorrupt) || !errors.Is(err, errTableTwice) {
+		t.Errorf("reading a snapshot with clients in two runs: %v, want ErrCorrupt", err)
+	}
+}
+
+// TestDeleteEmptyKey checks that deleting with an empty key finds nothing,
+// whether or not the store has a base.
+func TestDeleteEmptyKey(t *testing.T) {
+	s, dir := openTest(t, Options{})
+	update(t, s, testFixture().putAll)
+	for _, withBase := range []bool{false, true} {
+		if withBase {
+			if err := s.Snapshot(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			s = reopen(t, s, dir, Options{})
+		}
+		deletes := []struct {
+			name string
+			del  func(tx *Txn) error
+		}{
+			{"client", func(tx *Txn) error { return tx.DeleteClient("") }},
+			{"code", func(tx *Txn) error { return tx.DeleteAuthCode("") }},
+			{"refresh", func(tx *Txn) error { return tx.DeleteRefreshToken("") }},
+			{"consent", func(tx *Txn) error { return tx.DeleteConsent("alice", "") }},
+			{"key", func(tx *Txn) error { return tx.DeleteSigningKey("") }},
+			{"user", func(tx *Txn) error { return tx.DeleteUser("") }},
+			{"revocation", func(tx *Txn) error { return tx.DeleteRevocation("") }},
+		}
+		for _, d := range deletes {
+			name, del := d.name, d.del
+			t.Run(fmt.Sprintf("%s/base=%v", name, withBase), func(t *testing.T) {
+				if err := s.Update(context.Background(), del); !errors.Is(err, ErrNotFound) {
+					t.Errorf("deleting a %s with an empty key: %v, want ErrNotFound", name, err)
+				}
+			})
+		}
+	}
+}
+
+// TestReplayRefusesEmptyConsentKey checks that a log record deleting a
+// consent with an empty part of its key is reported by Verify and refused
+// by Open as corrupt.
+func TestReplayRefusesEmptyConsentKey(t *testing.T) {
+	s, dir := openTest(t, Options{})
+	update(t, s, func(tx *Txn) error { return tx.PutClient(testClient("a")) })
+	update(t, s, func(tx *Txn) error { return tx.PutClient(testClient("b")) })
+	s.Close()
+	reframe(t, filepath.Join(dir, segmentName(1)), 1, func(_, _ *uint8, payload *[]byte) {
+		p, err := encodeBatch(memdb.Changes{{Table: tableConsents,
+			Before: &Consent{Subject: "alice"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		*payload = p
+	})
+	if rep, err := Verify(dir); err != nil || rep.OK() {
+		t.Errorf("Verify = %+v, %v; want a problem reported", rep, err)
+	}
+	s, err := Open(context.Background(), dir, Options{Logger: testLogger(t)})
+	if !errors.Is(err, ErrCorrupt) {
+		if s != nil {
+			s.Close()
+		}
+		t.Errorf("Open = %v, want ErrCorrupt", err)
+	}
 }

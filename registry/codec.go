@@ -70,8 +70,8 @@ var codecs = []*tableCodec{
 			return []string{c.Subject, c.ClientID}
 		},
 		keyObj: func(k []string) (any, error) {
-			if len(k) != 2 {
-				return nil, fmt.Errorf("consent key has %d parts, want 2", len(k))
+			if len(k) != 2 || k[0] == "" || k[1] == "" {
+				return nil, fmt.Errorf("consent key %q is not a subject and a client id", k)
 			}
 			return &Consent{Subject: k[0], ClientID: k[1]}, nil
 		},
@@ -123,7 +123,7 @@ func decodeJSON[T any](b []byte) (any, error) {
 func oneKey(mk func(string) any) func([]string) (any, error) {
 	return func(k []string) (any, error) {
 		if len(k) != 1 || k[0] == "" {
-			return nil, fmt.Errorf("key has %d parts, want 1", len(k))
+			return nil, fmt.Errorf("key %q is not one non-empty string", k)
 		}
 		return mk(k[0]), nil
 	}
