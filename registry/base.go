@@ -416,6 +416,9 @@ func (st layers) listSecondary(table, index string, it memdb.ResultIterator,
 			panic(fmt.Sprintf("registry: listing %s.%s: %v", table, index, err))
 		}
 		c := bt.secondary[index]
+		if c == nil {
+			panic(fmt.Sprintf("registry: %s has no non-unique index %s", table, index))
+		}
 		if i, ok := c.head[v]; ok {
 			for ; i >= 0; i = c.next[i] {
 				if o := bt.objs[i]; !st.inDelta(table, o) {
