@@ -132,7 +132,7 @@ func TestGoldenSegment(t *testing.T) {
 		t.Fatalf("golden segment: %d records, damage %+v", sc.records, sc.damage)
 	}
 	tx.Commit()
-	if diff := cmp.Diff(dbState(layers{tx: goldenState(t).Txn(false)}), dbState(layers{tx: db.Txn(false)})); diff != "" {
+	if diff := cmp.Diff(goldenDBState(t), dbState(layers{tx: db.Txn(false)})); diff != "" {
 		t.Errorf("golden segment decodes to (-want +got):\n%s", diff)
 	}
 }
@@ -154,7 +154,7 @@ func TestGoldenSnapshot(t *testing.T) {
 	if got != info {
 		t.Errorf("golden snapshot covers %+v, want %+v", got, info)
 	}
-	if diff := cmp.Diff(dbState(layers{tx: goldenState(t).Txn(false)}), dbState(layers{base: db, tx: newDB().Txn(false)})); diff != "" {
+	if diff := cmp.Diff(goldenDBState(t), baseState(db)); diff != "" {
 		t.Errorf("golden snapshot decodes to (-want +got):\n%s", diff)
 	}
 }
@@ -169,10 +169,19 @@ func TestGoldenSnapshotV1(t *testing.T) {
 	if want := (snapInfo{seq: 2, crc: 0x01020304}); got != want {
 		t.Errorf("v1 snapshot covers %+v, want %+v", got, want)
 	}
-	if diff := cmp.Diff(dbState(layers{tx: goldenState(t).Txn(false)}), dbState(layers{base: db, tx: newDB().Txn(false)})); diff != "" {
+	if diff := cmp.Diff(goldenDBState(t), baseState(db)); diff != "" {
 		t.Errorf("v1 snapshot decodes to (-want +got):\n%s", diff)
 	}
 }
+
+// goldenDBState is the state of the golden transactions.
+func goldenDBState(t testing.TB) state {
+	t.Helper()
+	return dbState(layers{tx: goldenState(t).Txn(false)})
+}
+
+// baseState is the state of a base alone.
+func baseState(b *base) state { return dbState(layers{base: b, tx: newDB().Txn(false)}) }
 
 func dbState(tx layers) state {
 	return state{

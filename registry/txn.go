@@ -57,7 +57,9 @@ func (t *Txn) DeleteClient(id string) error {
 }
 
 // AuthCode returns the authorization code with the given hash, or nil.
-func (t *Txn) AuthCode(hash string) *AuthCode { return first[AuthCode](t.layers(), tableCodes, hash) }
+func (t *Txn) AuthCode(hash string) *AuthCode {
+	return first[AuthCode](t.layers(), tableCodes, hash)
+}
 
 // PutAuthCode inserts or replaces an authorization code.
 func (t *Txn) PutAuthCode(c *AuthCode) error {
