@@ -825,16 +825,9 @@ func TestBaseFromUnusualSnapshots(t *testing.T) {
 
 // layersView reads st as storeView reads a Store, without a Txn.
 func layersView(st layers) view {
-	v := view{State: state{
-		Clients:  all[Client](st, tableClients, indexID),
-		Codes:    all[AuthCode](st, tableCodes, indexID),
-		Refresh:  all[RefreshToken](st, tableRefreshTokens, indexID),
-		Consents: all[Consent](st, tableConsents, indexID),
-		Keys:     signingKeys(st),
-		Users:    all[User](st, tableUsers, indexID),
-		Revs:     all[Revocation](st, tableRevocations, indexID),
-	}, Codes: map[string][]*AuthCode{}, ByClient: map[string][]*RefreshToken{},
-		ByGrant: map[string][]*RefreshToken{}, Consents: map[string][]*Consent{}}
+	v := view{State: dbState(st), Codes: map[string][]*AuthCode{},
+		ByClient: map[string][]*RefreshToken{},
+		ByGrant:  map[string][]*RefreshToken{}, Consents: map[string][]*Consent{}}
 	for _, cid := range layerClients {
 		v.Codes[cid] = all[AuthCode](st, tableCodes, indexClient, cid)
 		v.ByClient[cid] = all[RefreshToken](st, tableRefreshTokens, indexClient, cid)
