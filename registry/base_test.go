@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -144,7 +145,7 @@ var errAbandon = errors.New("abandoned on purpose")
 // lookups, whole tables, key prefixes and non-unique indexes, through Store
 // reads and inside a Txn, across snapshots and restarts (which move the
 // delta into the base), and across failed Updates (whose changes are
-// undone).
+// undone) and snapshots without restarts (which rebuild the base in place).
 func TestLayersMatchModel(t *testing.T) {
 	for seed := range uint64(8) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
@@ -164,6 +165,11 @@ func TestLayersMatchModel(t *testing.T) {
 				case k == 1:
 					s = reopen(t, s, dir, Options{})
 					history = append(history, "reopen")
+				case k == 2:
+					if err := s.Snapshot(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+					history = append(history, "snapshot")
 				default:
 					n := 1 + r.IntN(4)
 					ops := make([]op, n)
@@ -206,7 +212,7 @@ func TestLayersMatchModel(t *testing.T) {
 					t.Fatalf("after step %d\nhistory: %s", step, strings.Join(history, "; "))
 				}
 			}
-			if s.base.records() == 0 {
+			if s.layers().base.records() == 0 {
 				t.Error("no record ever came from a base: the test does not test layering")
 			}
 		})
@@ -422,5 +428,157 @@ func TestReplayRefusesEmptyConsentKey(t *testing.T) {
 			s.Close()
 		}
 		t.Errorf("Open = %v, want ErrCorrupt", err)
+	}
+}
+
+// deltaSize counts the entries, records and tombstones, of a state's delta.
+func deltaSize(st layers) int {
+	n := 0
+	for _, c := range snapTables {
+		it, err := st.tx.Get(c.table, indexID)
+		if err != nil {
+			panic(err)
+		}
+		for e := it.Next(); e != nil; e = it.Next() {
+			n++
+		}
+	}
+	return n
+}
+
+// TestSnapshotRebuildsBase checks that after a snapshot the base holds the
+// state written and the delta only what changed after it: records replaced
+// or deleted since the store opened are no longer held.
+func TestSnapshotRebuildsBase(t *testing.T) {
+	s, dir := openTest(t, Options{})
+	update(t, s, testFixture().putAll)
+	if err := s.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, s, dir, Options{})
+	first := s.layers().base
+	// Replace every client, delete a refresh token and a consent.
+	update(t, s, func(tx *Txn) error {
+		for _, c := range s.Clients() {
+			c = c.Copy()
+			c.Name += " (renamed)"
+			if err := tx.PutClient(c); err != nil {
+				return err
+			}
+		}
+		return errorsJoin(tx.DeleteRefreshToken(testFixture().refresh[0].Hash),
+			tx.DeleteConsent(testFixture().consents[0].Subject,
+				testFixture().consents[0].ClientID))
+	})
+	want := stateOf(s)
+	if n := deltaSize(s.layers()); n == 0 {
+		t.Fatal("the changes are not in the delta")
+	}
+	if err := s.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := s.layers()
+	if st.base == first {
+		t.Fatal("the base was not rebuilt")
+	}
+	if n := deltaSize(st); n != 0 {
+		t.Errorf("the delta holds %d entries after a snapshot with no write since, want 0", n)
+	}
+	if diff := cmp.Diff(want, stateOf(s)); diff != "" {
+		t.Errorf("state after the rebuild (-want +got):\n%s", diff)
+	}
+	if got, want := st.base.records(), len(want.Clients)+len(want.Codes)+
+		len(want.Refresh)+len(want.Consents)+len(want.Keys)+len(want.Users)+
+		len(want.Revs); got != want {
+		t.Errorf("the base holds %d records, want %d", got, want)
+	}
+	// Writes go on over the new base, and survive a restart.
+	update(t, s, func(tx *Txn) error { return tx.DeleteClient(want.Clients[0].ID) })
+	want = stateOf(s)
+	s = reopen(t, s, dir, Options{})
+	if diff := cmp.Diff(want, stateOf(s)); diff != "" {
+		t.Errorf("state after a restart (-want +got):\n%s", diff)
+	}
+}
+
+// TestRebaseDuringWrites checks that a base rebuilt while writers change the
+// records, in every catch-up round, reads as the writes acknowledged, and
+// that those writes survive a restart.
+func TestRebaseDuringWrites(t *testing.T) {
+	old := rebaseSettled
+	rebaseSettled = 0 // take every round
+	t.Cleanup(func() { rebaseSettled = old })
+	s, dir := openTest(t, Options{})
+	update(t, s, func(tx *Txn) error {
+		for i := range 2000 {
+			if err := tx.PutClient(testClient(fmt.Sprint("c", i))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err := s.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, s, dir, Options{})
+
+	// model is what the writes acknowledged make of the clients. Update
+	// functions run one at a time, in commit order, and none fails here.
+	var mu sync.Mutex
+	model := map[string]*Client{}
+	for _, c := range s.Clients() {
+		model[c.ID] = c
+	}
+	stop := make(chan struct{})
+	var writers sync.WaitGroup
+	for w := range 4 {
+		writers.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), 2))
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprint("c", r.IntN(2500))
+				err := s.Update(context.Background(), func(tx *Txn) error {
+					mu.Lock()
+					defer mu.Unlock()
+					if r.IntN(3) == 0 {
+						if tx.Client(id) == nil {
+							return nil
+						}
+						delete(model, id)
+						return tx.DeleteClient(id)
+					}
+					c := testClient(id)
+					c.Name = fmt.Sprint("w", w, "-", i)
+					model[id] = c
+					return tx.PutClient(c)
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	for range 20 {
+		update(t, s, func(tx *Txn) error {
+			return tx.PutRevocation(&Revocation{Key: "jti:tick", ExpiresAt: t0.AddDate(1, 0, 0)})
+		})
+		if err := s.Snapshot(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	writers.Wait()
+	want := sortedValues(model)
+	if diff := cmp.Diff(want, s.Clients()); diff != "" {
+		t.Errorf("clients after rebuilding the base during writes (-want +got):\n%s", diff)
+	}
+	s = reopen(t, s, dir, Options{})
+	if diff := cmp.Diff(want, s.Clients()); diff != "" {
+		t.Errorf("clients after a restart (-want +got):\n%s", diff)
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"time"
-
-	"github.com/hashicorp/go-memdb"
 )
 
 // snapshotRetry is how long the store waits after a failed automatic
@@ -16,26 +14,59 @@ const snapshotRetry = time.Minute
 
 // Snapshot writes a snapshot of the durable state, then removes the
 // snapshots beyond Options.KeepSnapshots and the log segments that only hold
-// records older than the oldest snapshot kept. Readers and writers go on
-// while it runs. It does nothing when no write happened since the last
-// snapshot.
+// records older than the oldest snapshot kept, and rebuilds the in-memory
+// base from the state written (see the package documentation). Readers and
+// writers go on while it runs. It does nothing when no write happened since
+// the last snapshot.
 func (s *Store) Snapshot(ctx context.Context) error {
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
-	return s.snapshot(ctx)
+	return s.snapshotAndRebase(ctx)
 }
 
-func (s *Store) snapshot(ctx context.Context) (err error) {
+// snapshotAndRebase writes a snapshot, then rebuilds the base from it. A
+// failed rebuild leaves the old base, which stays correct: it is logged, not
+// returned. It holds snapMu.
+func (s *Store) snapshotAndRebase(ctx context.Context) error {
+	st, err := s.snapshot(ctx)
+	if err != nil || st.tx == nil {
+		return err
+	}
+	done, release := s.stopOn(ctx)
+	defer release()
+	if err := s.rebase(st, done); err != nil && !errors.Is(err, errSnapshotStopped) {
+		s.log.Warn("could not rebuild the base from the snapshot; keeping the old one",
+			"err", err)
+	}
+	return nil
+}
+
+// snapshot writes a snapshot of the durable state and returns the state
+// written, or a zero layers when nothing was written since the last one. On
+// success, changes made since that state are being tracked for rebase.
+func (s *Store) snapshot(ctx context.Context) (st layers, err error) {
 	start := time.Now()
+	s.wmu.Lock()
 	s.smu.Lock()
+	for len(s.pending) > 0 {
+		s.drained.Wait() // so that the durable state is the newest, for rebase
+	}
 	db, pos, counted := s.durableDB, s.durable, s.sinceSnap
+	st = layers{base: s.base, tx: db.Txn(false)}
 	s.sinceSnap = snapCounter{}
+	tracking := s.broken == nil && !s.closed
+	if tracking {
+		s.tracked = trackedChanges{}
+	}
 	s.smu.Unlock()
+	s.wmu.Unlock()
 	if pos.seq == s.lastSnap && s.haveSnap {
-		return nil
+		s.stopTracking()
+		return layers{}, nil
 	}
 	defer func() {
 		if err != nil {
+			s.stopTracking()
 			s.smu.Lock()
 			s.sinceSnap.bytes += counted.bytes
 			s.sinceSnap.records += counted.records
@@ -47,9 +78,28 @@ func (s *Store) snapshot(ctx context.Context) (err error) {
 		}
 	}()
 
-	stop := make(chan struct{})
-	defer close(stop)
-	done := make(chan struct{})
+	done, release := s.stopOn(ctx)
+	defer release()
+	n, err := s.writeSnapshot(st, snapInfo{seq: pos.seq, crc: pos.crc}, done)
+	if err != nil {
+		return layers{}, fmt.Errorf("writing snapshot at sequence %d: %w", pos.seq, err)
+	}
+	s.lastSnap, s.haveSnap = pos.seq, true
+	s.log.Info("snapshot written", "seq", pos.seq, "records", n,
+		"duration", time.Since(start).Round(time.Millisecond))
+	if err := s.compactFiles(); err != nil {
+		return layers{}, fmt.Errorf("removing old snapshots and segments: %w", err)
+	}
+	if !tracking {
+		return layers{}, nil
+	}
+	return st, nil
+}
+
+// stopOn returns a channel closed when ctx ends or the store closes, and a
+// function to call once it is no longer needed.
+func (s *Store) stopOn(ctx context.Context) (<-chan struct{}, func()) {
+	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -59,23 +109,13 @@ func (s *Store) snapshot(ctx context.Context) (err error) {
 		}
 		close(done)
 	}()
-	n, err := s.writeSnapshot(db, snapInfo{seq: pos.seq, crc: pos.crc}, done)
-	if err != nil {
-		return fmt.Errorf("writing snapshot at sequence %d: %w", pos.seq, err)
-	}
-	s.lastSnap, s.haveSnap = pos.seq, true
-	s.log.Info("snapshot written", "seq", pos.seq, "records", n,
-		"duration", time.Since(start).Round(time.Millisecond))
-	if err := s.compactFiles(); err != nil {
-		return fmt.Errorf("removing old snapshots and segments: %w", err)
-	}
-	return nil
+	return done, func() { close(stop) }
 }
 
-// writeSnapshot writes db as the snapshot covering info: to a temporary file
+// writeSnapshot writes st as the snapshot covering info: to a temporary file
 // in the data directory, fsynced, renamed into place, then the directory
 // fsynced. A failure removes the temporary file.
-func (s *Store) writeSnapshot(db *memdb.MemDB, info snapInfo, done <-chan struct{}) (
+func (s *Store) writeSnapshot(st layers, info snapInfo, done <-chan struct{}) (
 	n int, err error) {
 	name := snapshotName(info.seq)
 	final, tmp := joinDir(s.dir, name), joinDir(s.dir, name+tmpSuffix)
@@ -88,7 +128,7 @@ func (s *Store) writeSnapshot(db *memdb.MemDB, info snapInfo, done <-chan struct
 			s.fs.Remove(tmp)
 		}
 	}()
-	n, err = writeSnapshotTo(f, layers{base: s.base, tx: db.Txn(false)}, info, done)
+	n, err = writeSnapshotTo(f, st, info, done)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -165,7 +205,7 @@ func (s *Store) startBackground() {
 			case <-s.snapKick:
 			}
 			s.snapMu.Lock()
-			err := s.snapshot(ctx)
+			err := s.snapshotAndRebase(ctx)
 			s.snapMu.Unlock()
 			if err != nil && !errors.Is(err, errSnapshotStopped) {
 				s.log.Warn("automatic snapshot failed; will retry", "err", err,

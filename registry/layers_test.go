@@ -212,7 +212,7 @@ func (p *pair) reopen(why string) {
 	p.t.Helper()
 	p.history = append(p.history, why)
 	p.s = reopen(p.t, p.s, p.dir, p.opts)
-	p.baseSeen = p.baseSeen || p.s.base.records() > 0
+	p.baseSeen = p.baseSeen || p.s.layers().base.records() > 0
 }
 
 func (p *pair) fatalf(format string, args ...any) {
@@ -329,7 +329,7 @@ func layeredStore(t *testing.T, opts Options) (*Store, string) {
 	})
 	snapshot(t, s)
 	s = reopen(t, s, dir, opts)
-	if n := s.base.records(); n == 0 {
+	if n := s.layers().base.records(); n == 0 {
 		t.Fatal("the base holds no record after a snapshot and reopen")
 	}
 	return s, dir
@@ -717,7 +717,7 @@ func TestLayersDumpAndCompact(t *testing.T) {
 		t.Errorf("after Compact the log is replayed from seq %d to %d", s.lastSnap, s.durable.seq)
 	}
 	st := want.State
-	if got, n := s.base.records(), len(st.Clients)+len(st.Codes)+len(st.Refresh)+
+	if got, n := s.layers().base.records(), len(st.Clients)+len(st.Codes)+len(st.Refresh)+
 		len(st.Consents)+len(st.Keys)+len(st.Users)+len(st.Revs); got != n {
 		t.Errorf("after Compact the base holds %d records, want all %d", got, n)
 	}

@@ -49,7 +49,7 @@ func (s *Store) load(ctx context.Context) error {
 	healthy = healthy && !r.damaged
 	if s.readOnly {
 		s.head, s.durable = r.db, r.pos
-		s.view.Store(r.db.Txn(false))
+		s.view.Store(&layers{base: s.base, tx: r.db.Txn(false)})
 		return nil
 	}
 
@@ -60,7 +60,7 @@ func (s *Store) load(ctx context.Context) error {
 	s.head = r.db
 	s.durableDB = r.db.Snapshot()
 	s.appendedDB = s.durableDB
-	s.view.Store(s.durableDB.Txn(false))
+	s.view.Store(&layers{base: s.base, tx: s.durableDB.Txn(false)})
 	s.sinceSnap = snapCounter{bytes: r.bytes, records: int(r.pos.seq - base.seq)}
 	s.log.Info("registry loaded", "snapshot_seq", base.seq, "seq", r.pos.seq,
 		"replayed", r.pos.seq-base.seq)

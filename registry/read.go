@@ -62,4 +62,4 @@ func (s *Store) Revocation(key string) *Revocation {
 }
 
 // layers returns the newest durable state.
-func (s *Store) layers() layers { return layers{base: s.base, tx: s.view.Load()} }
+func (s *Store) layers() layers { return *s.view.Load() }

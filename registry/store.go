@@ -122,14 +122,18 @@ type Store struct {
 	// writers use it.
 	wmu  sync.Mutex
 	head *memdb.MemDB
-	// base is the state loaded from the snapshot, under every memdb state
-	// (head, appendedDB, durableDB, view) as their delta. It never changes.
+	// base is the frozen state under every memdb state (head, appendedDB,
+	// durableDB, view), which are deltas over it. A rebase replaces it,
+	// holding wmu and smu, together with those states.
 	base   *base
 	closed bool
+	// tracked holds the records changed since the state a snapshot is
+	// written from, while a rebase may follow; nil otherwise.
+	tracked trackedChanges
 
-	// view is a read transaction on the newest durable state. A memdb read
-	// transaction only reads immutable trees, so all readers share it.
-	view atomic.Pointer[memdb.Txn]
+	// view is the newest durable state: the base and a memdb read
+	// transaction over it. Both are immutable, so all readers share them.
+	view atomic.Pointer[layers]
 
 	// smu guards the log and the commit pipeline below.
 	smu        sync.Mutex
@@ -426,6 +430,7 @@ func (s *Store) runBatch(batch []*request) {
 			records++
 		}
 	}
+	s.track(log.changes)
 	if records == 0 {
 		return
 	}
@@ -570,7 +575,7 @@ func (s *Store) publishLocked(pos logPos, db *memdb.MemDB) {
 		s.failing = false
 	}
 	s.durable, s.durableDB = pos, db
-	s.view.Store(db.Txn(false))
+	s.view.Store(&layers{base: s.base, tx: db.Txn(false)})
 	s.maybeSnapshotLocked()
 }
 
