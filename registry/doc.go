@@ -11,9 +11,17 @@
 // stores the record in the delta; deleting a record the base holds stores a
 // tombstone for its key in the delta. A record is the delta's when the delta
 // has its key (a tombstone meaning deleted), the base's otherwise; listings
-// merge the two in key order. The base is never written, so it needs no
-// locks and is shared by every reader and transaction; it is rebuilt only by
-// the next Open, from a snapshot that includes everything since.
+// merge the two in key order. A base is never written, so it needs no locks
+// and is shared by every reader and transaction.
+//
+// After each snapshot the base is rebuilt from the state just written, so
+// that records replaced or deleted before it are not held any longer (see
+// rebase.go). Changes made after that state are tracked from the moment it
+// is taken; the new base is built without locks; the new delta is worked out
+// from the tracked keys in rounds, each holding the writer lock only to take
+// the keys changed so far; the last round holds it to settle the remaining
+// few and swap base and delta together for readers and writers. The
+// writers' pause is microseconds to a few milliseconds; readers never wait.
 //
 // Store reads (Client, Revoked, ...) use a shared memdb read transaction on
 // the newest durable delta, over the base: no I/O, no locks, no waiting for
@@ -189,7 +197,7 @@
 // record went through go-memdb's radix trees (four inserts each, some 1–2
 // µs apiece); see BenchmarkRehydrate.
 //
-// The price: a record replaced or deleted after Open stays in the base's
-// memory (shadowed by the delta) until the next Open, so a process that
-// rewrites every record during its life holds up to two copies of the data.
+// Between snapshots, a record replaced or deleted after the base was built
+// is held twice (in the base, shadowed, and by the delta) until the next
+// snapshot rebuilds the base.
 package registry
