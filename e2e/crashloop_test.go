@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,8 +48,11 @@ func (l *ledger) ack(f func()) {
 // moments, restarts it and checks that every acknowledged write is present
 // and usable: registered clients complete a code exchange, revoked clients
 // and revoked refresh tokens are refused, live refresh tokens still work.
+//
+// Snapshots are taken every 40 log records, so kills also land while one is
+// written or the registry's base is being rebuilt from it.
 func TestCrashLoop(t *testing.T) {
-	p := newAuthzProc(t, "http://127.0.0.1:1/mcp")
+	p := newAuthzProc(t, "http://127.0.0.1:1/mcp", "--snapshot-records", "40")
 	oc := newOAuthClient(p.issuer(), "http://127.0.0.1:1/mcp")
 	l := &ledger{clients: map[string]*clientState{}}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
@@ -85,8 +89,16 @@ func TestCrashLoop(t *testing.T) {
 			revoked++
 		}
 	}
-	t.Logf("%d SIGKILLs (after %v), %d acknowledged writes, %d clients (%d revoked): "+
-		"0 lost, 0 failed starts", crashCycles, killedAfter, l.writes, len(l.clients), revoked)
+	logs := p.logText()
+	snapshots := strings.Count(logs, "snapshot written")
+	rebases := strings.Count(logs, "base rebuilt from the snapshot")
+	if snapshots == 0 || rebases == 0 {
+		t.Errorf("%d snapshots written and %d bases rebuilt: the loop did not test them",
+			snapshots, rebases)
+	}
+	t.Logf("%d SIGKILLs (after %v), %d acknowledged writes, %d clients (%d revoked), "+
+		"%d snapshots and %d base rebuilds completed: 0 lost, 0 failed starts",
+		crashCycles, killedAfter, l.writes, len(l.clients), revoked, snapshots, rebases)
 }
 
 // crashWorker performs random operations until ctx ends or the process dies,

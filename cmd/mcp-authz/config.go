@@ -16,6 +16,7 @@ import (
 	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/authz/oauth"
 	"github.com/mcp-authz/mcp-authz/authz/ratelimit"
+	"github.com/mcp-authz/mcp-authz/registry"
 )
 
 // envPrefix starts every environment variable the command reads.
@@ -64,6 +65,9 @@ type config struct {
 	AccessTokenTTL  time.Duration    `yaml:"access_token_ttl"`
 	RefreshTokenTTL time.Duration    `yaml:"refresh_token_ttl"`
 	CodeTTL         time.Duration    `yaml:"code_ttl"`
+	// SnapshotRecords is the number of log records after which the
+	// registry writes a snapshot (it also does after 256 MiB of log).
+	SnapshotRecords int `yaml:"snapshot_records"`
 
 	Registration registrationConfig `yaml:"registration"`
 	RateLimits   rateLimitConfig    `yaml:"rate_limits"`
@@ -97,6 +101,7 @@ func defaultConfig() config {
 		AccessTokenTTL:  time.Hour,
 		RefreshTokenTTL: 30 * 24 * time.Hour,
 		CodeTTL:         2 * time.Minute,
+		SnapshotRecords: registry.DefaultSnapshotRecords,
 		Registration:    registrationConfig{Mode: oauth.RegistrationOpen},
 		// A sidecar or local Envoy forwards from loopback.
 		TrustedProxies: []string{"127.0.0.0/8", "::1/128"},
@@ -117,6 +122,22 @@ func stringSetting(name, usage string, field func(*config) *string) setting {
 		usage: usage,
 		set:   func(c *config, v string) error { *field(c) = v; return nil },
 		get:   func(c *config) string { return *field(c) },
+	}
+}
+
+func positiveIntSetting(name, usage string, field func(*config) *int) setting {
+	return setting{
+		name:  name,
+		usage: usage,
+		set: func(c *config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return fmt.Errorf("%q is not a positive whole number", v)
+			}
+			*field(c) = n
+			return nil
+		},
+		get: func(c *config) string { return strconv.Itoa(*field(c)) },
 	}
 }
 
@@ -229,6 +250,8 @@ var settings = []setting{
 		func(c *config) *time.Duration { return &c.RefreshTokenTTL }),
 	durationSetting("code-ttl", "lifetime of authorization codes",
 		func(c *config) *time.Duration { return &c.CodeTTL }),
+	positiveIntSetting("snapshot-records", "log records between registry snapshots",
+		func(c *config) *int { return &c.SnapshotRecords }),
 	stringSetting("registration-mode", "dynamic registration: open, token or closed",
 		func(c *config) *string { return &c.Registration.Mode }),
 	limitSetting("rate-limit-register", "registrations per client address (N/m:burst or off)",
@@ -353,6 +376,9 @@ func (c config) validate() error {
 		if ttl.d <= 0 {
 			return fmt.Errorf("%s must be positive, got %s", ttl.name, ttl.d)
 		}
+	}
+	if c.SnapshotRecords <= 0 {
+		return fmt.Errorf("snapshot records must be positive, got %d", c.SnapshotRecords)
 	}
 	if _, err := ratelimit.ParsePrefixes(c.TrustedProxies); err != nil {
 		return fmt.Errorf("trusted proxies: %w", err)

@@ -58,10 +58,13 @@ func TestLoadConfigPrecedence(t *testing.T) {
 		},
 		{
 			name: "flags over env",
-			args: []string{"--data-dir", "/from/flag", "--resources", "http://a/mcp, http://b/x"},
-			env:  map[string]string{"MCP_AUTHZ_DATA_DIR": "/from/env"},
+			args: []string{"--data-dir", "/from/flag", "--resources", "http://a/mcp, http://b/x",
+				"--snapshot-records", "5000"},
+			env: map[string]string{"MCP_AUTHZ_DATA_DIR": "/from/env",
+				"MCP_AUTHZ_SNAPSHOT_RECORDS": "7"},
 			want: func(c *config) {
 				c.DataDir = "/from/flag"
+				c.SnapshotRecords = 5000
 				c.Resources = []resourceConfig{{URL: "http://a/mcp"}, {URL: "http://b/x"}}
 			},
 		},
@@ -97,6 +100,10 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"missing file", []string{"--config", filepath.Join(dir, "nope")}, nil, "reading config"},
 		{"bad duration env", nil, map[string]string{"MCP_AUTHZ_CODE_TTL": "soon"}, "MCP_AUTHZ_CODE_TTL"},
 		{"bad log format", []string{"--log-format", "xml"}, nil, "log format"},
+		{"zero snapshot records", nil, map[string]string{"MCP_AUTHZ_SNAPSHOT_RECORDS": "0"},
+			"MCP_AUTHZ_SNAPSHOT_RECORDS"},
+		{"snapshot records not a number", []string{"--snapshot-records", "1e6"}, nil,
+			"snapshot-records"},
 		{"negative ttl", []string{"--access-token-ttl", "-1s"}, nil, "access token ttl"},
 		{"relative issuer", []string{"--issuer", "localhost"}, nil, "issuer"},
 		{"no resources", []string{"--resources", " , "}, nil, "resource"},

@@ -59,6 +59,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string,
 		Logger:            logger,
 		Repair:            repair,
 		HousekeepInterval: housekeepInterval,
+		SnapshotRecords:   cfg.SnapshotRecords,
 		OnFsync:           m.ObserveFsync,
 		OnSnapshot:        m.ObserveSnapshot,
 	})
