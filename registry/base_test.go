@@ -582,3 +582,23 @@ func TestRebaseDuringWrites(t *testing.T) {
 		t.Errorf("clients after a restart (-want +got):\n%s", diff)
 	}
 }
+
+// TestSnapshotAfterClose checks that a closed store writes no snapshot: its
+// directory lock is released, and another process may own the files.
+func TestSnapshotAfterClose(t *testing.T) {
+	s, dir := openTest(t, Options{})
+	update(t, s, func(tx *Txn) error { return tx.PutClient(testClient("a")) })
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Snapshot(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Snapshot after Close = %v, want ErrClosed", err)
+	}
+	l, err := listDir(OSFS{}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.snapshots) != 0 {
+		t.Errorf("snapshots %v written after Close", l.snapshots)
+	}
+}

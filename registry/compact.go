@@ -17,7 +17,8 @@ const snapshotRetry = time.Minute
 // records older than the oldest snapshot kept, and rebuilds the in-memory
 // base from the state written (see the package documentation). Readers and
 // writers go on while it runs. It does nothing when no write happened since
-// the last snapshot.
+// the last snapshot, and returns ErrClosed once Close was called. It must not
+// be called from an Update function.
 func (s *Store) Snapshot(ctx context.Context) error {
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
@@ -47,6 +48,11 @@ func (s *Store) snapshotAndRebase(ctx context.Context) error {
 func (s *Store) snapshot(ctx context.Context) (st layers, err error) {
 	start := time.Now()
 	s.wmu.Lock()
+	if s.closed {
+		// The directory lock may be gone: another process may own the files.
+		s.wmu.Unlock()
+		return layers{}, ErrClosed
+	}
 	s.smu.Lock()
 	for len(s.pending) > 0 {
 		s.drained.Wait() // so that the durable state is the newest, for rebase
@@ -54,7 +60,7 @@ func (s *Store) snapshot(ctx context.Context) (st layers, err error) {
 	db, pos, counted := s.durableDB, s.durable, s.sinceSnap
 	st = layers{base: s.base, tx: db.Txn(false)}
 	s.sinceSnap = snapCounter{}
-	tracking := s.broken == nil && !s.closed
+	tracking := s.broken == nil
 	if tracking {
 		s.tracked = trackedChanges{}
 	}
@@ -207,7 +213,7 @@ func (s *Store) startBackground() {
 			s.snapMu.Lock()
 			err := s.snapshotAndRebase(ctx)
 			s.snapMu.Unlock()
-			if err != nil && !errors.Is(err, errSnapshotStopped) {
+			if err != nil && !errors.Is(err, errSnapshotStopped) && !errors.Is(err, ErrClosed) {
 				s.log.Warn("automatic snapshot failed; will retry", "err", err,
 					"retry_in", snapshotRetry)
 			}

@@ -20,8 +20,10 @@
 // is taken; the new base is built without locks; the new delta is worked out
 // from the tracked keys in rounds, each holding the writer lock only to take
 // the keys changed so far; the last round holds it to settle the remaining
-// few and swap base and delta together for readers and writers. The
-// writers' pause is microseconds to a few milliseconds; readers never wait.
+// few and swap base and delta together for readers and writers. Writers
+// pause for the fsync under way, if any, when the snapshot starts and at
+// each round, and for the last round's work (microseconds to a few
+// milliseconds); readers never wait.
 //
 // Store reads (Client, Revoked, ...) use a shared memdb read transaction on
 // the newest durable delta, over the base: no I/O, no locks, no waiting for

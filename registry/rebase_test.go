@@ -808,6 +808,9 @@ func TestRebaseCloseRace(t *testing.T) {
 				wg.Go(func() {
 					for {
 						err := s.Snapshot(context.Background())
+						if errors.Is(err, ErrClosed) {
+							return // Close has begun
+						}
 						select {
 						case <-closed:
 							return
