@@ -42,6 +42,7 @@ type chains struct {
 // while the rest of the snapshot is read.
 type baseBuilder struct {
 	b       *base
+	check   recordCheck
 	cur     *baseTable
 	curName string
 	wg      sync.WaitGroup
@@ -49,6 +50,33 @@ type baseBuilder struct {
 
 // errTableTwice reports a snapshot holding a table's records in two runs.
 var errTableTwice = errors.New("the snapshot holds a table in two places")
+
+// recordCheck checks what the records of a snapshot must be beyond their
+// encoding: each has a primary key, and each table comes in one run (as
+// snapshots are written, and as the base builder relies on).
+type recordCheck struct {
+	seen map[string]bool
+	cur  string
+}
+
+// key returns the primary index key of obj, the next record of table in a
+// snapshot, or an error.
+func (rc *recordCheck) key(table string, obj any) ([]byte, error) {
+	ok, key, err := idIndexers[table].FromObject(obj)
+	if err != nil || !ok {
+		return nil, fmt.Errorf("%s record without a primary key", table)
+	}
+	if table != rc.cur {
+		if rc.seen[table] {
+			return nil, fmt.Errorf("%s: %w", table, errTableTwice)
+		}
+		if rc.seen == nil {
+			rc.seen = map[string]bool{}
+		}
+		rc.seen[table], rc.cur = true, table
+	}
+	return key, nil
+}
 
 func newBaseBuilder() *baseBuilder {
 	return &baseBuilder{b: &base{tables: map[string]*baseTable{}}}
@@ -58,14 +86,11 @@ func newBaseBuilder() *baseBuilder {
 // other, each in key order. A record without a primary key, or a table that
 // comes back after another (whose build may have started), is refused.
 func (bb *baseBuilder) add(table string, obj any) error {
-	ok, key, err := idIndexers[table].FromObject(obj)
-	if err != nil || !ok {
-		return fmt.Errorf("%s record without a primary key", table)
+	key, err := bb.check.key(table, obj)
+	if err != nil {
+		return err
 	}
 	if table != bb.curName {
-		if bb.b.tables[table] != nil {
-			return fmt.Errorf("%s: %w", table, errTableTwice)
-		}
 		bb.flush()
 		bb.cur = &baseTable{}
 		bb.b.tables[table] = bb.cur

@@ -366,6 +366,13 @@ func TestBaseRefusesTableTwice(t *testing.T) {
 	if !errors.Is(err, ErrCorrupt) || !errors.Is(err, errTableTwice) {
 		t.Errorf("reading a snapshot with clients in two runs: %v, want ErrCorrupt", err)
 	}
+	rep, err := Verify(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) == 0 || !strings.Contains(rep.Problems[0].Error, errTableTwice.Error()) {
+		t.Errorf("Verify reports %+v, want the table in two places", rep.Problems)
+	}
 }
 
 // TestDeleteEmptyKey checks that deleting with an empty key finds nothing,

@@ -73,8 +73,10 @@ func verify(fsys FS, dir string) (Report, error) {
 	for _, seq := range l.snapshots {
 		name := snapshotName(seq)
 		fr := FileReport{Name: name, Kind: "snapshot"}
-		info, n, err := scanSnapshot(fsys, joinDir(dir, name), func(*tableCodec, any) error {
-			return nil
+		var rc recordCheck
+		info, n, err := scanSnapshot(fsys, joinDir(dir, name), func(c *tableCodec, obj any) error {
+			_, err := rc.key(c.table, obj)
+			return err
 		})
 		var fe *FileError
 		switch {
