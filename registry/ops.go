@@ -209,30 +209,30 @@ type dump struct {
 	Revocations   []*Revocation   `json:"revocations"`
 }
 
-func dumpState(tx layers, seq uint64) dump {
-	d := dump{Seq: seq, Revocations: all[Revocation](tx, tableRevocations, indexID)}
-	d.Consents = all[Consent](tx, tableConsents, indexID)
-	for _, c := range all[Client](tx, tableClients, indexID) {
+func dumpState(st layers, seq uint64) dump {
+	d := dump{Seq: seq, Revocations: all[Revocation](st, tableRevocations, indexID)}
+	d.Consents = all[Consent](st, tableConsents, indexID)
+	for _, c := range all[Client](st, tableClients, indexID) {
 		c = c.Copy()
 		c.SecretHash = hashFingerprint(c.SecretHash)
 		c.RegistrationTokenHash = hashFingerprint(c.RegistrationTokenHash)
 		d.Clients = append(d.Clients, c)
 	}
-	for _, c := range all[AuthCode](tx, tableCodes, indexID) {
+	for _, c := range all[AuthCode](st, tableCodes, indexID) {
 		c = c.Copy()
 		c.Hash = hashFingerprint(c.Hash)
 		d.Codes = append(d.Codes, c)
 	}
-	for _, r := range all[RefreshToken](tx, tableRefreshTokens, indexID) {
+	for _, r := range all[RefreshToken](st, tableRefreshTokens, indexID) {
 		r = r.Copy()
 		r.Hash = hashFingerprint(r.Hash)
 		d.RefreshTokens = append(d.RefreshTokens, r)
 	}
-	for _, k := range signingKeys(tx) {
+	for _, k := range signingKeys(st) {
 		d.SigningKeys = append(d.SigningKeys,
 			dumpedKey{SigningKey: k, PrivateKey: fingerprint(string(k.PrivateKey))})
 	}
-	for _, u := range all[User](tx, tableUsers, indexID) {
+	for _, u := range all[User](st, tableUsers, indexID) {
 		u = u.Copy()
 		u.PasswordHash = fingerprint(u.PasswordHash)
 		d.Users = append(d.Users, u)
