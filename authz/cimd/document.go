@@ -9,9 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
+	"github.com/mcp-authz/mcp-authz/authz/clientmeta"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -28,8 +27,6 @@ const (
 const (
 	authNone          = "none"
 	authPrivateKeyJWT = "private_key_jwt"
-	grantCode         = "authorization_code"
-	grantRefresh      = "refresh_token"
 )
 
 // document is the part of a client metadata document this server reads
@@ -89,12 +86,12 @@ func ParseDocument(clientID string, body []byte, validRedirect func(string) erro
 			"by this server; use none")
 	default:
 		return nil, bad("token_endpoint_auth_method %q cannot be used with a metadata "+
-			"document; use none", truncate(d.TokenEndpointAuthMethod, 40))
+			"document; use none", clientmeta.Truncate(d.TokenEndpointAuthMethod, 40))
 	}
 	if err := checkRedirects(d.RedirectURIs, validRedirect); err != nil {
 		return nil, bad("%v", err)
 	}
-	grants, err := grantTypes(d.GrantTypes)
+	grants, err := clientmeta.GrantTypes(d.GrantTypes)
 	if err != nil {
 		return nil, bad("%v", err)
 	}
@@ -104,7 +101,7 @@ func ParseDocument(clientID string, body []byte, validRedirect func(string) erro
 
 	c := &registry.Client{
 		ID:                      clientID,
-		RedirectURIs:            dedupe(d.RedirectURIs),
+		RedirectURIs:            clientmeta.Dedupe(d.RedirectURIs),
 		TokenEndpointAuthMethod: authNone,
 		GrantTypes:              grants,
 		ResponseTypes:           []string{"code"},
@@ -142,7 +139,7 @@ func checkRedirects(uris []string, valid func(string) error) error {
 			err = valid(u)
 		}
 		if err != nil {
-			return fmt.Errorf("redirect URI %q: %w", truncate(u, 200), err)
+			return fmt.Errorf("redirect URI %q: %w", clientmeta.Truncate(u, 200), err)
 		}
 	}
 	return nil
@@ -159,24 +156,6 @@ func minimalRedirect(raw string) error {
 		return errors.New("not an absolute URI without user info")
 	}
 	return nil
-}
-
-// grantTypes keeps the supported grant types of a document (default
-// authorization_code) and requires authorization_code.
-func grantTypes(asked []string) ([]string, error) {
-	if len(asked) == 0 {
-		return []string{grantCode}, nil
-	}
-	var out []string
-	for _, g := range []string{grantCode, grantRefresh} {
-		if slices.Contains(asked, g) {
-			out = append(out, g)
-		}
-	}
-	if !slices.Contains(out, grantCode) {
-		return nil, errors.New("grant_types must include authorization_code")
-	}
-	return out, nil
 }
 
 // scopeOf keeps the valid, unique scope tokens of a scope member.
@@ -199,51 +178,18 @@ func scopeOf(s string) string {
 	return strings.Join(out, " ")
 }
 
-// textOr returns s when it is printable UTF-8 of at most max bytes without
-// control or format characters (which could make one name read as
-// another), else "".
+// textOr returns s when it passes clientmeta.CheckText, else "".
 func textOr(s string, max int) string {
-	if len(s) > max || !utf8.ValidString(s) {
+	if clientmeta.CheckText(s, max) != nil {
 		return ""
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			return ""
-		}
 	}
 	return s
 }
 
 // webURLOr returns s when it is an absolute http(s) URL, else "".
 func webURLOr(s string) string {
-	if s == "" || len(s) > maxRedirectLen {
-		return ""
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
-		u.User != nil {
+	if !clientmeta.IsWebURL(s, maxRedirectLen) {
 		return ""
 	}
 	return s
-}
-
-func dedupe(in []string) []string {
-	out := make([]string, 0, len(in))
-	for _, s := range in {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	// Cut at a rune boundary so the result stays valid UTF-8.
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

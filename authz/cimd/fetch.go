@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcp-authz/mcp-authz/authz/clientmeta"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -64,7 +65,7 @@ func (r *Resolver) fetch(ctx context.Context, id string) (*registry.Client, time
 		return nil, 0, fail("the document URL answered HTTP status %d", resp.StatusCode)
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
-		return nil, 0, fail("the document's content type %q is not JSON", truncate(ct, 60))
+		return nil, 0, fail("the document's content type %q is not JSON", clientmeta.Truncate(ct, 60))
 	}
 	if resp.ContentLength > r.opts.MaxBytes {
 		return nil, 0, fail("the document is larger than %d bytes", r.opts.MaxBytes)

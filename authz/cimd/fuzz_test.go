@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 	"unicode"
+
+	"github.com/mcp-authz/mcp-authz/authz/clientmeta"
 )
 
 // FuzzParseDocument checks that any document either is refused with an
@@ -46,7 +48,7 @@ func FuzzParseDocument(f *testing.F) {
 				t.Fatalf("accepted redirect URI %q", u)
 			}
 		}
-		if !slices.Contains(c.GrantTypes, grantCode) || len(c.GrantTypes) > 2 {
+		if !slices.Contains(c.GrantTypes, clientmeta.GrantAuthorizationCode) || len(c.GrantTypes) > 2 {
 			t.Fatalf("grant types %q", c.GrantTypes)
 		}
 		if textOr(c.Name, maxShortField) != c.Name || strings.ContainsAny(c.Scope, "\"\\") {

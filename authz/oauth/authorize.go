@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mcp-authz/mcp-authz/authz/clientmeta"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -67,7 +68,8 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	req, fatal, rerr := s.parseAuthorize(r.Context(), params, DevUseAuthorize)
 	if fatal != nil {
-		s.log.Debug("authorization refused", "client_id", truncate(params.Get("client_id"), 64),
+		s.log.Debug("authorization refused",
+			"client_id", clientmeta.Truncate(params.Get("client_id"), 64),
 			"err", fatal.Description)
 		s.renderError(w, r, fatal)
 		return
@@ -343,7 +345,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req authReque
 			if old := tx.Consent(subject, req.clientID); old != nil &&
 				old.Resource == req.resource {
 				prev, _ := parseScope(old.Scope)
-				scope = dedupe(slices.Concat(prev, req.scope))
+				scope = clientmeta.Dedupe(slices.Concat(prev, req.scope))
 			}
 			err := tx.PutConsent(&registry.Consent{
 				Subject: subject, ClientID: req.clientID, Scope: joinScope(scope), GrantedAt: now,

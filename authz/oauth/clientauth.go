@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"slices"
 
+	"github.com/mcp-authz/mcp-authz/authz/clientmeta"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -111,7 +112,7 @@ func parseClientForm(w http.ResponseWriter, r *http.Request, multi ...string) (u
 	}
 	for k, v := range r.PostForm {
 		if len(v) > 1 && !slices.Contains(multi, k) {
-			return nil, bad("parameter " + truncate(k, 40) + " must be sent once")
+			return nil, bad("parameter " + clientmeta.Truncate(k, 40) + " must be sent once")
 		}
 	}
 	return r.PostForm, nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mcp-authz/mcp-authz/authz/cimd"
+	"github.com/mcp-authz/mcp-authz/authz/clientmeta"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -164,7 +165,7 @@ func (s *Server) resolveClient(ctx context.Context, id, use string) (*resolvedCl
 	if cs.cimd != nil && cimd.IsClientIDURL(id) {
 		c, err := cs.cimd.Resolve(ctx, id)
 		if err != nil {
-			s.log.Debug("client metadata document refused", "client_id", truncate(id, 200),
+			s.log.Debug("client metadata document refused", "client_id", clientmeta.Truncate(id, 200),
 				"err", err)
 			return nil, newError(http.StatusBadRequest, errInvalidClient, publicCIMDError(err))
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/authz/cimd"
+	"github.com/mcp-authz/mcp-authz/authz/clientmeta"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -129,8 +130,8 @@ func (s *Server) handleConsentRevoke(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, storeError(err))
 		return
 	}
-	s.log.Info("consent withdrawn", "user", sess.subject, "client_id", truncate(clientID, 64),
-		"grants_revoked", grants)
+	s.log.Info("consent withdrawn", "user", sess.subject,
+		"client_id", clientmeta.Truncate(clientID, 64), "grants_revoked", grants)
 	s.seeOther(w, strings.TrimSuffix(r.URL.EscapedPath(), "/revoke"))
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/mcp-authz/mcp-authz/authz/clientmeta"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -98,7 +99,7 @@ func (s *Server) handleManage(w http.ResponseWriter, r *http.Request, id string)
 	if c == nil || c.Revoked() || c.RegistrationTokenHash == "" || !present ||
 		!equalSecret(hashSecret(token), c.RegistrationTokenHash) {
 		if present {
-			s.log.Info("registration management refused", "client_id", truncate(id, 64),
+			s.log.Info("registration management refused", "client_id", clientmeta.Truncate(id, 64),
 				"token_fp", fingerprint(token))
 		}
 		writeManageUnauthorized(w, present)

@@ -6,6 +6,8 @@ import (
 	"html/template"
 	"net/http"
 	"strings"
+
+	"github.com/mcp-authz/mcp-authz/authz/clientmeta"
 )
 
 //go:embed templates/*.html
@@ -169,7 +171,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	case loginFormForeign:
 		s.log.Warn("login form refused: session or csrf token mismatch",
-			"client_id", truncate(f.Get("client_id"), 64))
+			"client_id", clientmeta.Truncate(f.Get("client_id"), 64))
 		s.renderError(w, r, errForeignForm)
 		return
 	}

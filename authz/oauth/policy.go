@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/mcp-authz/mcp-authz/authz/clientmeta"
 )
 
 // Registration modes of RegistrationPolicy.
@@ -304,7 +306,7 @@ func (s *Server) checkRedirectPolicy(uris []string) *oauthError {
 		u, err := url.Parse(raw)
 		if err != nil {
 			return newError(http.StatusBadRequest, errInvalidRedirectURI,
-				fmt.Sprintf("redirect URI %q does not parse", truncate(raw, 200)))
+				fmt.Sprintf("redirect URI %q does not parse", clientmeta.Truncate(raw, 200)))
 		}
 		denied := matchesAny(p.deny, u)
 		if !denied && len(p.allow) > 0 {
@@ -313,7 +315,7 @@ func (s *Server) checkRedirectPolicy(uris []string) *oauthError {
 		if denied {
 			return newError(http.StatusBadRequest, errInvalidRedirectURI,
 				fmt.Sprintf("redirect URI %q is not allowed by this server's registration "+
-					"policy", truncate(raw, 200)))
+					"policy", clientmeta.Truncate(raw, 200)))
 		}
 	}
 	return nil

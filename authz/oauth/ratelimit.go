@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/mcp-authz/mcp-authz/authz/clientmeta"
 	"github.com/mcp-authz/mcp-authz/authz/ratelimit"
 )
 
@@ -236,7 +237,7 @@ func (s *Server) checkPassword(w http.ResponseWriter, r *http.Request, username 
 
 // lockoutKey keys the lockout by user name and client address together.
 func lockoutKey(username, client string) string {
-	return truncate(username, 256) + "\x00" + client
+	return clientmeta.Truncate(username, 256) + "\x00" + client
 }
 
 // humanWait renders a wait in seconds for a person.

@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
+	"github.com/mcp-authz/mcp-authz/authz/clientmeta"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -25,8 +23,8 @@ const (
 
 // Grant types.
 const (
-	grantAuthorizationCode = "authorization_code"
-	grantRefreshToken      = "refresh_token"
+	grantAuthorizationCode = clientmeta.GrantAuthorizationCode
+	grantRefreshToken      = clientmeta.GrantRefreshToken
 )
 
 // Fixed registration limits; the others are in RegistrationPolicy.
@@ -228,7 +226,7 @@ func parseClientMetadataWith(body []byte, lim metadataLimits) (*registry.Client,
 	}
 
 	var err error
-	if c.GrantTypes, err = registeredGrantTypes(m.GrantTypes); err != nil {
+	if c.GrantTypes, err = clientmeta.GrantTypes(m.GrantTypes); err != nil {
 		return nil, bad("%v", err)
 	}
 	if !slices.Contains(m.ResponseTypes, "code") && len(m.ResponseTypes) > 0 {
@@ -239,7 +237,7 @@ func parseClientMetadataWith(body []byte, lim metadataLimits) (*registry.Client,
 	if oerr := checkRedirectURIs(m.RedirectURIs, lim); oerr != nil {
 		return nil, oerr
 	}
-	c.RedirectURIs = dedupe(m.RedirectURIs)
+	c.RedirectURIs = clientmeta.Dedupe(m.RedirectURIs)
 
 	if c.Scope, err = normalizeScope(m.Scope); err != nil {
 		return nil, bad("scope: %v", err)
@@ -251,24 +249,6 @@ func parseClientMetadataWith(body []byte, lim metadataLimits) (*registry.Client,
 		c.Contacts = slices.Clone(m.Contacts)
 	}
 	return c, nil
-}
-
-// registeredGrantTypes applies the default and drops grant types this server
-// does not offer (RFC 7591 §3.2.1 lets the server replace values).
-func registeredGrantTypes(asked []string) ([]string, error) {
-	if len(asked) == 0 {
-		return []string{grantAuthorizationCode}, nil
-	}
-	var out []string
-	for _, g := range supportedGrantTypes {
-		if slices.Contains(asked, g) {
-			out = append(out, g)
-		}
-	}
-	if !slices.Contains(out, grantAuthorizationCode) {
-		return nil, errors.New("grant_types must include authorization_code")
-	}
-	return out, nil
 }
 
 func checkRedirectURIs(uris []string, lim metadataLimits) *oauthError {
@@ -287,7 +267,7 @@ func checkRedirectURIs(uris []string, lim metadataLimits) *oauthError {
 		}
 		if err != nil {
 			return newError(http.StatusBadRequest, errInvalidRedirectURI,
-				fmt.Sprintf("redirect URI %q: %v", truncate(u, 200), err))
+				fmt.Sprintf("redirect URI %q: %v", clientmeta.Truncate(u, 200), err))
 		}
 	}
 	return nil
@@ -301,12 +281,12 @@ func checkOptionalFields(m *clientMetadata, lim metadataLimits) error {
 		{"client_name", m.ClientName}, {"software_id", m.SoftwareID},
 		{"software_version", m.SoftwareVersion},
 	} {
-		if err := checkText(f[1], lim.textLen); err != nil {
+		if err := clientmeta.CheckText(f[1], lim.textLen); err != nil {
 			return fmt.Errorf("%s: %w", f[0], err)
 		}
 	}
 	for _, f := range [][2]string{{"client_uri", m.ClientURI}, {"logo_uri", m.LogoURI}} {
-		if v := f[1]; v != "" && (len(v) > lim.uriLen || !isWebURL(v)) {
+		if v := f[1]; v != "" && (len(v) > lim.uriLen || !clientmeta.IsWebURL(v, maxRedirectURILen)) {
 			return fmt.Errorf("%s must be an absolute http(s) URL", f[0])
 		}
 	}
@@ -319,57 +299,9 @@ func checkOptionalFields(m *clientMetadata, lim metadataLimits) error {
 		return fmt.Errorf("at most %d contacts", maxContacts)
 	}
 	for _, c := range m.Contacts {
-		if err := checkText(c, 320); err != nil || c == "" {
+		if err := clientmeta.CheckText(c, 320); err != nil || c == "" {
 			return errors.New("contacts must be short non-empty strings")
 		}
 	}
 	return nil
-}
-
-// checkText accepts printable UTF-8 up to max bytes. Format characters
-// (bidirectional overrides, zero-width joiners) are refused too: they could
-// make a client's name read as another's on the consent page.
-func checkText(s string, max int) error {
-	if len(s) > max {
-		return fmt.Errorf("longer than %d bytes", max)
-	}
-	if !utf8.ValidString(s) {
-		return errors.New("not valid UTF-8")
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			return errors.New("contains control or format characters")
-		}
-	}
-	return nil
-}
-
-func isWebURL(s string) bool {
-	if len(s) > maxRedirectURILen {
-		return false
-	}
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "https" || u.Scheme == "http") &&
-		u.Host != "" && u.User == nil
-}
-
-func dedupe(in []string) []string {
-	out := make([]string, 0, len(in))
-	for _, s := range in {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	// Cut at a rune boundary so the result stays valid UTF-8.
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/mcp-authz/mcp-authz/authz/clientmeta"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -89,7 +90,7 @@ func buildStaticClient(sc StaticClient) (*staticClient, error) {
 	}) {
 		return nil, errors.New("id must be 1 to 255 printable ASCII characters")
 	}
-	if err := checkText(sc.Name, DefaultMaxTextLength); err != nil {
+	if err := clientmeta.CheckText(sc.Name, DefaultMaxTextLength); err != nil {
 		return nil, fmt.Errorf("name: %w", err)
 	}
 	if len(sc.RedirectURIs) == 0 {
@@ -126,13 +127,13 @@ func buildStaticClient(sc StaticClient) (*staticClient, error) {
 		return nil, err
 	}
 
-	out := &staticClient{hash: hash, methods: methods, scopes: dedupe(sc.Scopes)}
+	out := &staticClient{hash: hash, methods: methods, scopes: clientmeta.Dedupe(sc.Scopes)}
 	if len(sc.Scopes) == 0 {
 		out.scopes = nil
 	}
 	out.client = &registry.Client{
-		ID: sc.ID, Name: sc.Name, RedirectURIs: dedupe(sc.RedirectURIs),
-		TokenEndpointAuthMethod: methods[0], GrantTypes: dedupe(grants),
+		ID: sc.ID, Name: sc.Name, RedirectURIs: clientmeta.Dedupe(sc.RedirectURIs),
+		TokenEndpointAuthMethod: methods[0], GrantTypes: clientmeta.Dedupe(grants),
 		ResponseTypes: []string{"code"}, Scope: joinScope(out.scopes),
 		CreatedAt: time.Unix(0, 0).UTC(),
 	}
@@ -232,7 +233,7 @@ func (sc *staticClient) checkScope(scope []string) *oauthError {
 	}
 	for _, t := range scope {
 		if !slices.Contains(sc.scopes, t) {
-			return badRequest(errInvalidScope, "scope "+truncate(t, 64)+
+			return badRequest(errInvalidScope, "scope "+clientmeta.Truncate(t, 64)+
 				" is not allowed for this client")
 		}
 	}

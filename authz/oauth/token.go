@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mcp-authz/mcp-authz/authz"
+	"github.com/mcp-authz/mcp-authz/authz/clientmeta"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -46,7 +47,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	c, e := s.authenticateClient(r, form)
 	if e != nil {
-		s.log.Info("token request refused", "client_id", truncate(form.Get("client_id"), 64),
+		s.log.Info("token request refused", "client_id", clientmeta.Truncate(form.Get("client_id"), 64),
 			"error", e.Code, "err", e.Description)
 		writeClientError(w, r, e)
 		return
@@ -65,7 +66,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	if e != nil {
 		s.log.Info("token request refused", "client_id", c.ID, "grant_type",
-			truncate(form.Get("grant_type"), 64), "error", e.Code, "err", e.Description)
+			clientmeta.Truncate(form.Get("grant_type"), 64), "error", e.Code, "err", e.Description)
 		writeOAuthError(w, e)
 		return
 	}
