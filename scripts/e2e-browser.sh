@@ -69,6 +69,8 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 # --- installing what is missing --------------------------------------------
 
@@ -78,32 +80,13 @@ install_packages() {
   command -v node >/dev/null || want+=(nodejs)
   command -v npm >/dev/null || want+=(npm)
   command -v curl >/dev/null || want+=(curl)
-  if [ ${#want[@]} -gt 0 ]; then
-    log "installing ${want[*]} from Debian's packages"
-    local sudo=()
-    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq \
-      --no-install-recommends "${want[@]}" >"$WORK/apt.log" 2>&1 ||
-      { cat "$WORK/apt.log"; die "apt-get install ${want[*]} failed"; }
-  fi
+  apt_install "${want[@]}"
   [ -x "$CHROMIUM" ] || die "$CHROMIUM is missing after the install"
   log "$("$CHROMIUM" --version 2>/dev/null || echo 'chromium: version unknown')"
-  # An existing install is reused while it matches package-lock.json.
-  if ! cmp -s "$NODE_DIR/package-lock.json" "$NODE_DIR/node_modules/.e2e-lock" 2>/dev/null; then
-    log "npm ci in scripts/browser"
-    (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error) ||
-      die "npm ci failed"
-    cp "$NODE_DIR/package-lock.json" "$NODE_DIR/node_modules/.e2e-lock"
-  fi
+  npm_ci "$NODE_DIR"
 }
 
 # --- helpers ------------------------------------------------------------------
-
-free_port() {
-  node -e 'const s = require("net").createServer();
-    s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
-}
 
 # wait_ready URL SECONDS: poll until mcp-authz answers 200 at URL.
 wait_ready() {

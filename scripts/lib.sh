@@ -1,0 +1,32 @@
+# lib.sh holds what the end-to-end scripts share. Source it after defining
+# WORK (a scratch directory), log MESSAGE and die MESSAGE.
+
+# apt_install PACKAGE...: installs the Debian packages given (with sudo when
+# not root), keeping apt-get's output in $WORK/apt.log.
+apt_install() {
+  [ $# -gt 0 ] || return 0
+  log "installing $* from Debian's packages"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq \
+    --no-install-recommends "$@" >"$WORK/apt.log" 2>&1 ||
+    { cat "$WORK/apt.log"; die "apt-get install $* failed"; }
+}
+
+# npm_ci DIR: runs npm ci in DIR unless its node_modules already matches its
+# package-lock.json.
+npm_ci() {
+  local dir=$1
+  if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.e2e-lock" 2>/dev/null; then
+    log "npm ci in ${dir#"$ROOT"/}"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed"
+    cp "$dir/package-lock.json" "$dir/node_modules/.e2e-lock"
+  fi
+}
+
+# free_port prints a TCP port free on 127.0.0.1.
+free_port() {
+  node -e 'const s = require("net").createServer();
+    s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
+}
