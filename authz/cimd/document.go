@@ -32,20 +32,9 @@ const (
 // document is the part of a client metadata document this server reads
 // (RFC 7591 §2 member names); everything else is ignored.
 type document struct {
-	ClientID                *string  `json:"client_id"`
-	ClientSecret            *string  `json:"client_secret"`
-	RedirectURIs            []string `json:"redirect_uris"`
-	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
-	GrantTypes              []string `json:"grant_types"`
-	ResponseTypes           []string `json:"response_types"`
-	ClientName              string   `json:"client_name"`
-	ClientURI               string   `json:"client_uri"`
-	LogoURI                 string   `json:"logo_uri"`
-	Scope                   string   `json:"scope"`
-	Contacts                []string `json:"contacts"`
-	SoftwareID              string   `json:"software_id"`
-	SoftwareVersion         string   `json:"software_version"`
-	ApplicationType         string   `json:"application_type"`
+	ClientID     *string `json:"client_id"`
+	ClientSecret *string `json:"client_secret"`
+	clientmeta.Metadata
 }
 
 // ParseDocument validates a client metadata document fetched from (or

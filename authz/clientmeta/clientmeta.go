@@ -13,6 +13,24 @@ import (
 	"unicode/utf8"
 )
 
+// Metadata is the client metadata (RFC 7591 §2) this server reads from a
+// registration request or a client ID metadata document; every other member
+// is ignored.
+type Metadata struct {
+	RedirectURIs            []string `json:"redirect_uris"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	GrantTypes              []string `json:"grant_types"`
+	ResponseTypes           []string `json:"response_types"`
+	ClientName              string   `json:"client_name"`
+	ClientURI               string   `json:"client_uri"`
+	LogoURI                 string   `json:"logo_uri"`
+	Scope                   string   `json:"scope"`
+	Contacts                []string `json:"contacts"`
+	SoftwareID              string   `json:"software_id"`
+	SoftwareVersion         string   `json:"software_version"`
+	ApplicationType         string   `json:"application_type"`
+}
+
 // Grant types this server offers to clients.
 const (
 	GrantAuthorizationCode = "authorization_code"

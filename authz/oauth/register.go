@@ -47,21 +47,8 @@ var defaultMetadataLimits = metadataLimits{
 }
 
 // clientMetadata is the part of an RFC 7591 registration request this server
-// understands; every other member is ignored.
-type clientMetadata struct {
-	RedirectURIs            []string `json:"redirect_uris"`
-	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
-	GrantTypes              []string `json:"grant_types"`
-	ResponseTypes           []string `json:"response_types"`
-	ClientName              string   `json:"client_name"`
-	ClientURI               string   `json:"client_uri"`
-	LogoURI                 string   `json:"logo_uri"`
-	Scope                   string   `json:"scope"`
-	Contacts                []string `json:"contacts"`
-	SoftwareID              string   `json:"software_id"`
-	SoftwareVersion         string   `json:"software_version"`
-	ApplicationType         string   `json:"application_type"`
-}
+// understands.
+type clientMetadata = clientmeta.Metadata
 
 // clientInfo is the registration answer (RFC 7591 §3.2.1).
 type clientInfo struct {
