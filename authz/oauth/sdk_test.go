@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
+	"golang.org/x/oauth2"
 )
 
 // withLocalResource protects <issuer>/mcp, so that the resource's metadata
@@ -43,18 +45,6 @@ func TestGoSDKClient(t *testing.T) {
 			e := newEnv(t, withIssuerPath(tt.issuerPath), withLocalResource)
 			resource := e.srv.cfg.Resources[0].URL
 			redirect := "http://127.0.0.1:55555/callback"
-			b := e.browser()
-			fetcher := func(ctx context.Context, args *auth.AuthorizationArgs) (
-				*auth.AuthorizationResult, error) {
-				loc, err := e.browserAuthorize(b, args.URL)
-				if err != nil {
-					return nil, err
-				}
-				q := loc.Query()
-				return &auth.AuthorizationResult{
-					Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss"),
-				}, nil
-			}
 			h, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
 				DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{
 					Metadata: &oauthex.ClientRegistrationMetadata{
@@ -64,37 +54,13 @@ func TestGoSDKClient(t *testing.T) {
 						GrantTypes:              []string{"authorization_code", "refresh_token"},
 					},
 				},
-				AuthorizationCodeFetcher: fetcher,
+				AuthorizationCodeFetcher: e.sdkFetcher(),
 				RequestRefreshToken:      true,
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			// The 401 an MCP server behind mcp-authz answers.
-			req, _ := http.NewRequest(http.MethodPost, resource, nil)
-			challenge := &http.Response{
-				StatusCode: http.StatusUnauthorized,
-				Header: http.Header{"Www-Authenticate": {fmt.Sprintf(
-					`Bearer resource_metadata=%q`, e.issuerOrigin()+
-						"/.well-known/oauth-protected-resource/"+
-						resource[len(e.issuerOrigin())+1:])}},
-				Body: http.NoBody,
-			}
-			if err := h.Authorize(t.Context(), req, challenge); err != nil {
-				t.Fatalf("Authorize: %v", err)
-			}
-			ts, err := h.TokenSource(t.Context())
-			if err != nil || ts == nil {
-				t.Fatalf("TokenSource: %v", err)
-			}
-			tok, err := ts.Token()
-			if err != nil {
-				t.Fatal(err)
-			}
-			claims, _, err := e.tokens.Verify(tok.AccessToken, time.Now())
-			if err != nil {
-				t.Fatalf("Verify: %v", err)
-			}
+			tok, claims := e.sdkToken(t, h, resource)
 			scopes := strings.Fields(claims.Scope)
 			slices.Sort(scopes)
 			if claims.Audience != resource || claims.Subject != testUser ||
@@ -110,6 +76,56 @@ func TestGoSDKClient(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sdkFetcher answers the SDK's authorization requests the way a browser
+// would: through the login and consent forms, to the redirect.
+func (e *testEnv) sdkFetcher() auth.AuthorizationCodeFetcher {
+	b := e.browser()
+	return func(_ context.Context, args *auth.AuthorizationArgs) (
+		*auth.AuthorizationResult, error) {
+		loc, err := e.browserAuthorize(b, args.URL)
+		if err != nil {
+			return nil, err
+		}
+		q := loc.Query()
+		return &auth.AuthorizationResult{
+			Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss"),
+		}, nil
+	}
+}
+
+// sdkToken has the SDK handler h answer the 401 that an MCP server behind
+// mcp-authz gives for resource, and returns the token it obtains with the
+// access token's verified claims.
+func (e *testEnv) sdkToken(t *testing.T, h *auth.AuthorizationCodeHandler, resource string) (
+	*oauth2.Token, *authz.AccessClaims) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, resource, nil)
+	challenge := &http.Response{
+		StatusCode: http.StatusUnauthorized,
+		Header: http.Header{"Www-Authenticate": {fmt.Sprintf(
+			`Bearer resource_metadata=%q`, e.issuerOrigin()+
+				"/.well-known/oauth-protected-resource/"+
+				resource[len(e.issuerOrigin())+1:])}},
+		Body: http.NoBody,
+	}
+	if err := h.Authorize(t.Context(), req, challenge); err != nil {
+		t.Fatalf("Authorize: %v", err)
+	}
+	ts, err := h.TokenSource(t.Context())
+	if err != nil || ts == nil {
+		t.Fatalf("TokenSource: %v", err)
+	}
+	tok, err := ts.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, _, err := e.tokens.Verify(tok.AccessToken, time.Now())
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	return tok, claims
 }
 
 // issuerOrigin is the scheme and host of the issuer.
