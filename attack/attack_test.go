@@ -13,9 +13,7 @@ package attack_test
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -34,6 +32,7 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/authz/cimd"
+	"github.com/mcp-authz/mcp-authz/internal/jwstest"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -216,20 +215,20 @@ func attacks() []attackCase {
 		}, allowed},
 		{"alg none", forged(func(e *env, c map[string]any) string {
 			_, kid := e.signingKey()
-			return jws(e.t, map[string]any{"alg": "none", "typ": "at+jwt", "kid": kid}, c, nil)
+			return jwstest.Craft(e.t, map[string]any{"alg": "none", "typ": "at+jwt", "kid": kid}, c, nil)
 		}), badToken(authz.ReasonBadSignature)},
 		{"alg none with a copied signature", forged(func(e *env, c map[string]any) string {
 			real := e.mint(str(c["client_id"]), "mcp:read", nil)
 			_, kid := e.signingKey()
-			tok := jws(e.t, map[string]any{"alg": "none", "typ": "at+jwt", "kid": kid}, c, nil)
+			tok := jwstest.Craft(e.t, map[string]any{"alg": "none", "typ": "at+jwt", "kid": kid}, c, nil)
 			return tok + real[strings.LastIndexByte(real, '.')+1:]
 		}), badToken(authz.ReasonBadSignature)},
 		{"hs256 keyed with the PEM public key", forged(func(e *env, c map[string]any) string {
 			priv, kid := e.signingKey()
 			der, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
 			key := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-			return jws(e.t, map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": kid}, c,
-				hs256(key))
+			return jwstest.Craft(e.t, map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": kid}, c,
+				jwstest.HS256(key))
 		}), badToken(authz.ReasonBadSignature)},
 		{"hs256 keyed with the published JWK", forged(func(e *env, c map[string]any) string {
 			_, kid := e.signingKey()
@@ -241,25 +240,25 @@ func attacks() []attackCase {
 			if err := json.Unmarshal(jwks, &set); err != nil || len(set.Keys) == 0 {
 				e.t.Fatalf("jwks %s: %v", jwks, err)
 			}
-			return jws(e.t, map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": kid}, c,
-				hs256(set.Keys[0]))
+			return jwstest.Craft(e.t, map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": kid}, c,
+				jwstest.HS256(set.Keys[0]))
 		}), badToken(authz.ReasonBadSignature)},
 		{"unknown kid", forged(func(e *env, c map[string]any) string {
 			k := attackerKey(e.t)
-			return jws(e.t, map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": "attacker"},
-				c, es256(k))
+			return jwstest.Craft(e.t, map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": "attacker"},
+				c, jwstest.ES256(k))
 		}), badToken(authz.ReasonBadSignature)},
 		{"real kid, attacker's signature", forged(func(e *env, c map[string]any) string {
 			_, kid := e.signingKey()
-			return jws(e.t, map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": kid}, c,
-				es256(attackerKey(e.t)))
+			return jwstest.Craft(e.t, map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": kid}, c,
+				jwstest.ES256(attackerKey(e.t)))
 		}), badToken(authz.ReasonBadSignature)},
 		{"embedded jwk of the attacker", forged(func(e *env, c map[string]any) string {
 			k := attackerKey(e.t)
 			jwk := map[string]any{"kty": "EC", "crv": "P-256",
 				"x": b64(k.PublicKey.X.Bytes()), "y": b64(k.PublicKey.Y.Bytes())}
-			return jws(e.t, map[string]any{"alg": "ES256", "typ": "at+jwt", "jwk": jwk,
-				"jku": "https://evil.example/jwks"}, c, es256(k))
+			return jwstest.Craft(e.t, map[string]any{"alg": "ES256", "typ": "at+jwt", "jwk": jwk,
+				"jku": "https://evil.example/jwks"}, c, jwstest.ES256(k))
 		}), badToken(authz.ReasonBadSignature)},
 		{"tampered scope", func(t *testing.T, e *env) outcome {
 			c := e.publicClient()
@@ -296,8 +295,8 @@ func attacks() []attackCase {
 		{"not an access token (typ JWT)", func(t *testing.T, e *env) outcome {
 			c := e.publicClient()
 			priv, kid := e.signingKey()
-			tok := jws(t, map[string]any{"alg": "ES256", "typ": "JWT", "kid": kid},
-				e.claims(c.id, "mcp:read"), es256(priv))
+			tok := jwstest.Craft(t, map[string]any{"alg": "ES256", "typ": "JWT", "kid": kid},
+				e.claims(c.id, "mcp:read"), jwstest.ES256(priv))
 			return e.checkOutcome(post(tok, rpc("tools/list", "")))
 		}, badToken(authz.ReasonWrongType)},
 		{"unknown client", realKey(func(e *env, c map[string]any) {
@@ -357,8 +356,8 @@ func attacks() []attackCase {
 			priv, kid := e.signingKey()
 			claims := e.claims(c.id, "mcp:read")
 			claims["pad"] = strings.Repeat("a", 9000)
-			tok := jws(t, map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": kid}, claims,
-				es256(priv))
+			tok := jwstest.Craft(t, map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": kid}, claims,
+				jwstest.ES256(priv))
 			return e.checkOutcome(post(tok, rpc("tools/list", "")))
 		}, badToken(authz.ReasonMalformed)},
 
@@ -666,8 +665,8 @@ func realKey(edit func(e *env, claims map[string]any)) func(*testing.T, *env) ou
 	return forged(func(e *env, c map[string]any) string {
 		edit(e, c)
 		priv, kid := e.signingKey()
-		return jws(e.t, map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": kid}, c,
-			es256(priv))
+		return jwstest.Craft(e.t, map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": kid}, c,
+			jwstest.ES256(priv))
 	})
 }
 
@@ -678,7 +677,7 @@ func realKeyHeader(extra map[string]any) func(*testing.T, *env) outcome {
 		priv, kid := e.signingKey()
 		hdr := map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": kid}
 		maps.Copy(hdr, extra)
-		return jws(e.t, hdr, c, es256(priv))
+		return jwstest.Craft(e.t, hdr, c, jwstest.ES256(priv))
 	})
 }
 
@@ -777,14 +776,6 @@ func wantScope(t *testing.T, resp *authv3.CheckResponse, scope string) {
 	t.Helper()
 	if c := challenge(resp); !strings.Contains(c, `scope="`+scope+`"`) {
 		t.Errorf("challenge %q does not name scope %q", c, scope)
-	}
-}
-
-func hs256(key []byte) func([]byte) []byte {
-	return func(input []byte) []byte {
-		m := hmac.New(sha256.New, key)
-		m.Write(input)
-		return m.Sum(nil)
 	}
 }
 

@@ -490,42 +490,6 @@ func randomID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// jws builds a compact JWS from a header and claims; sign computes the
-// signature over the signing input (nil leaves it empty).
-func jws(t *testing.T, hdr, claims map[string]any, sign func([]byte) []byte) string {
-	t.Helper()
-	h, err := json.Marshal(hdr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc := base64.RawURLEncoding
-	input := enc.EncodeToString(h) + "." + enc.EncodeToString(p)
-	var sig []byte
-	if sign != nil {
-		sig = sign([]byte(input))
-	}
-	return input + "." + enc.EncodeToString(sig)
-}
-
-// es256 signs like JWS ES256: r and s, 32 bytes each.
-func es256(key *ecdsa.PrivateKey) func([]byte) []byte {
-	return func(input []byte) []byte {
-		d := sha256.Sum256(input)
-		r, s, err := ecdsa.Sign(rand.Reader, key, d[:])
-		if err != nil {
-			panic(err)
-		}
-		out := make([]byte, 64)
-		r.FillBytes(out[:32])
-		s.FillBytes(out[32:])
-		return out
-	}
-}
-
 // mint mints a token with the real token service for client id.
 func (e *env) mint(id, scope string, edit func(*authz.AccessClaims)) string {
 	e.t.Helper()

@@ -3,6 +3,8 @@ package authz
 import (
 	"strings"
 	"testing"
+
+	"github.com/mcp-authz/mcp-authz/internal/jwstest"
 )
 
 // BenchmarkCheckValidToken measures a whole decision for a valid token:
@@ -54,8 +56,8 @@ func BenchmarkCheckValidToken(b *testing.B) {
 // flood hits: no token, and a token with a bad signature.
 func BenchmarkCheckDeny(b *testing.B) {
 	e := newTestEnv(b)
-	bad := craft(b, map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": e.signer(b).id},
-		e.validClaims(), es256(b, otherKey(b)))
+	bad := jwstest.Craft(b, map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": e.signer(b).id},
+		e.validClaims(), jwstest.ES256(otherKey(b)))
 	for _, bc := range []struct {
 		name string
 		req  *Request

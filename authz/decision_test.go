@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/mcp-authz/mcp-authz/internal/jwstest"
 )
 
 const (
@@ -34,7 +35,7 @@ func TestCheck(t *testing.T) {
 	e.putClient(t, "client-revoked", true)
 	now := e.clock.now()
 	real := e.signer(t)
-	sign := es256(t, real.priv)
+	sign := jwstest.ES256(real.priv)
 	hdr := func(kv ...string) map[string]any {
 		h := map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": real.id}
 		for i := 0; i < len(kv); i += 2 {
@@ -98,17 +99,17 @@ func TestCheck(t *testing.T) {
 			deny(ReasonMultipleTokens, 400, testChallenge+`, error="invalid_request", `+
 				`error_description="the request carries more than one authorization"`)},
 		{"bad signature", nil,
-			mcpRequest(bearer(craft(t, hdr(), claims(), es256(t, otherKey(t))))),
+			mcpRequest(bearer(jwstest.Craft(t, hdr(), claims(), jwstest.ES256(otherKey(t))))),
 			deny(ReasonBadSignature, 401, invalidToken("the access token signature is invalid"))},
-		{"alg none", nil, mcpRequest(bearer(craft(t, hdr("alg", "none"), claims(), nil))),
+		{"alg none", nil, mcpRequest(bearer(jwstest.Craft(t, hdr("alg", "none"), claims(), nil))),
 			deny(ReasonBadSignature, 401, invalidToken("the access token signature is invalid"))},
 		{"HS256 with the public key", nil,
-			mcpRequest(bearer(craft(t, hdr("alg", "HS256"), claims(), hs256(pubPEM)))),
+			mcpRequest(bearer(jwstest.Craft(t, hdr("alg", "HS256"), claims(), jwstest.HS256(pubPEM)))),
 			deny(ReasonBadSignature, 401, invalidToken("the access token signature is invalid"))},
 		{"unknown kid", nil,
-			mcpRequest(bearer(craft(t, hdr("kid", "zzz"), claims(), es256(t, otherKey(t))))),
+			mcpRequest(bearer(jwstest.Craft(t, hdr("kid", "zzz"), claims(), jwstest.ES256(otherKey(t))))),
 			deny(ReasonBadSignature, 401, invalidToken("the access token signature is invalid"))},
-		{"wrong typ", nil, mcpRequest(bearer(craft(t, hdr("typ", "JWT"), claims(), sign))),
+		{"wrong typ", nil, mcpRequest(bearer(jwstest.Craft(t, hdr("typ", "JWT"), claims(), sign))),
 			deny(ReasonWrongType, 401, invalidToken("the token is not an access token"))},
 		{"expired", nil, mcpRequest(bearer(mint(func(c *AccessClaims) {
 			c.IssuedAt, c.ExpiresAt = now.Add(-2*time.Hour), now.Add(-time.Hour)
@@ -117,7 +118,7 @@ func TestCheck(t *testing.T) {
 			c.NotBefore = now.Add(time.Hour)
 		}))), deny(ReasonNotYetValid, 401, invalidToken("the access token is not yet valid"))},
 		{"wrong issuer", nil,
-			mcpRequest(bearer(craft(t, hdr(), claims("iss", "http://evil"), sign))),
+			mcpRequest(bearer(jwstest.Craft(t, hdr(), claims("iss", "http://evil"), sign))),
 			deny(ReasonWrongIssuer, 401, invalidToken("the access token is from another issuer"))},
 		{"wrong audience", nil, mcpRequest(bearer(mint(func(c *AccessClaims) {
 			c.Audience = testRoot

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/mcp-authz/mcp-authz/internal/jwstest"
 )
 
 // FuzzBearerToken checks that bearer extraction never returns a token that
@@ -44,7 +46,7 @@ func FuzzVerify(f *testing.F) {
 	e.putClient(f, "client-1", false)
 	tok, _ := e.mint(f, nil)
 	f.Add(tok)
-	f.Add(craft(f, map[string]any{"alg": "none", "typ": "at+jwt"}, e.validClaims(), nil))
+	f.Add(jwstest.Craft(f, map[string]any{"alg": "none", "typ": "at+jwt"}, e.validClaims(), nil))
 	f.Add(strings.Replace(tok, ".", "..", 1))
 	f.Fuzz(func(t *testing.T, raw string) {
 		c, reason, err := e.tokens.Verify(raw, e.clock.now())

@@ -3,11 +3,7 @@ package authz
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -165,50 +161,6 @@ func (e *testEnv) validClaims() map[string]any {
 		"iss": testIssuer, "sub": "alice", "aud": testResource, "client_id": "client-1",
 		"scope": "mcp:tools", "jti": "jti-crafted", "grant": "grant-1",
 		"iat": now, "exp": now + 3600,
-	}
-}
-
-// craft builds a compact JWS from a header and claims; sign computes the
-// signature over the signing input (nil for an empty signature).
-func craft(t testing.TB, hdr, claims map[string]any, sign func([]byte) []byte) string {
-	t.Helper()
-	h, err := json.Marshal(hdr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc := base64.RawURLEncoding
-	input := enc.EncodeToString(h) + "." + enc.EncodeToString(p)
-	var sig []byte
-	if sign != nil {
-		sig = sign([]byte(input))
-	}
-	return input + "." + enc.EncodeToString(sig)
-}
-
-// es256 signs with key the way JWS ES256 does (r || s, 32 bytes each).
-func es256(t testing.TB, key *ecdsa.PrivateKey) func([]byte) []byte {
-	return func(input []byte) []byte {
-		d := sha256.Sum256(input)
-		r, s, err := ecdsa.Sign(rand.Reader, key, d[:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := make([]byte, 64)
-		r.FillBytes(out[:32])
-		s.FillBytes(out[32:])
-		return out
-	}
-}
-
-func hs256(secret []byte) func([]byte) []byte {
-	return func(input []byte) []byte {
-		m := hmac.New(sha256.New, secret)
-		m.Write(input)
-		return m.Sum(nil)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jwt"
+	"github.com/mcp-authz/mcp-authz/internal/jwstest"
 )
 
 func TestMintVerifyRoundTrip(t *testing.T) {
@@ -169,7 +170,7 @@ func TestVerifyReasons(t *testing.T) {
 	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
 	minted, _ := e.mint(t, nil)
 	parts := strings.Split(minted, ".")
-	sign := es256(t, real.priv)
+	sign := jwstest.ES256(real.priv)
 
 	tests := []struct {
 		name  string
@@ -177,9 +178,9 @@ func TestVerifyReasons(t *testing.T) {
 		want  Reason
 	}{
 		{"valid minted", minted, ReasonOK},
-		{"valid crafted", craft(t, good(), e.validClaims(), sign), ReasonOK},
+		{"valid crafted", jwstest.Craft(t, good(), e.validClaims(), sign), ReasonOK},
 		{"typ with media type prefix",
-			craft(t, with(good(), "typ", "application/at+jwt"), e.validClaims(), sign), ReasonOK},
+			jwstest.Craft(t, with(good(), "typ", "application/at+jwt"), e.validClaims(), sign), ReasonOK},
 		{"empty", "", ReasonMalformed},
 		{"one segment", "abc", ReasonMalformed},
 		{"two segments", parts[0] + "." + parts[1], ReasonMalformed},
@@ -191,57 +192,57 @@ func TestVerifyReasons(t *testing.T) {
 		{"claims unsigned garbage", parts[0] + ".%%%." + parts[2], ReasonBadSignature},
 		{"too long", minted + strings.Repeat("A", maxTokenLen), ReasonMalformed},
 		{"missing exp",
-			craft(t, good(), with(e.validClaims(), "exp", nil), sign), ReasonMalformed},
+			jwstest.Craft(t, good(), with(e.validClaims(), "exp", nil), sign), ReasonMalformed},
 		{"missing jti",
-			craft(t, good(), with(e.validClaims(), "jti", nil), sign), ReasonMalformed},
-		{"aud array", craft(t, good(),
+			jwstest.Craft(t, good(), with(e.validClaims(), "jti", nil), sign), ReasonMalformed},
+		{"aud array", jwstest.Craft(t, good(),
 			with(e.validClaims(), "aud", []string{testResource}), sign), ReasonMalformed},
 		{"crit header",
-			craft(t, with(good(), "crit", []string{"x"}), e.validClaims(), sign), ReasonMalformed},
+			jwstest.Craft(t, with(good(), "crit", []string{"x"}), e.validClaims(), sign), ReasonMalformed},
 		{"signature by other key with known kid",
-			craft(t, good(), e.validClaims(), es256(t, otherKey(t))), ReasonBadSignature},
+			jwstest.Craft(t, good(), e.validClaims(), jwstest.ES256(otherKey(t))), ReasonBadSignature},
 		{"claims swapped under real signature",
-			parts[0] + "." + craft(t, good(), e.validClaims(), nil)[len(parts[0])+1:] +
+			parts[0] + "." + jwstest.Craft(t, good(), e.validClaims(), nil)[len(parts[0])+1:] +
 				parts[2], ReasonBadSignature},
-		{"alg none", craft(t, with(good(), "alg", "none"), e.validClaims(), nil),
+		{"alg none", jwstest.Craft(t, with(good(), "alg", "none"), e.validClaims(), nil),
 			ReasonBadSignature},
 		{"alg none with signature",
-			craft(t, with(good(), "alg", "none"), e.validClaims(), sign), ReasonBadSignature},
+			jwstest.Craft(t, with(good(), "alg", "none"), e.validClaims(), sign), ReasonBadSignature},
 		{"HS256 with the public key as secret",
-			craft(t, with(good(), "alg", "HS256"), e.validClaims(), hs256(pubPEM)),
+			jwstest.Craft(t, with(good(), "alg", "HS256"), e.validClaims(), jwstest.HS256(pubPEM)),
 			ReasonBadSignature},
 		{"HS256 with the public key DER as secret",
-			craft(t, with(good(), "alg", "HS256"), e.validClaims(), hs256(pubDER)),
+			jwstest.Craft(t, with(good(), "alg", "HS256"), e.validClaims(), jwstest.HS256(pubDER)),
 			ReasonBadSignature},
-		{"ES384 claimed", craft(t, with(good(), "alg", "ES384"), e.validClaims(), sign),
+		{"ES384 claimed", jwstest.Craft(t, with(good(), "alg", "ES384"), e.validClaims(), sign),
 			ReasonBadSignature},
-		{"unknown kid", craft(t, with(good(), "kid", "nope"), e.validClaims(),
-			es256(t, otherKey(t))), ReasonBadSignature},
-		{"no kid", craft(t, with(good(), "kid", nil), e.validClaims(), sign),
+		{"unknown kid", jwstest.Craft(t, with(good(), "kid", "nope"), e.validClaims(),
+			jwstest.ES256(otherKey(t))), ReasonBadSignature},
+		{"no kid", jwstest.Craft(t, with(good(), "kid", nil), e.validClaims(), sign),
 			ReasonBadSignature},
 		{"truncated signature", minted[:len(minted)-4], ReasonBadSignature},
-		{"wrong typ JWT", craft(t, with(good(), "typ", "JWT"), e.validClaims(), sign),
+		{"wrong typ JWT", jwstest.Craft(t, with(good(), "typ", "JWT"), e.validClaims(), sign),
 			ReasonWrongType},
-		{"no typ", craft(t, with(good(), "typ", nil), e.validClaims(), sign), ReasonWrongType},
+		{"no typ", jwstest.Craft(t, with(good(), "typ", nil), e.validClaims(), sign), ReasonWrongType},
 		{"wrong issuer",
-			craft(t, good(), with(e.validClaims(), "iss", "http://localhost:9001"), sign),
+			jwstest.Craft(t, good(), with(e.validClaims(), "iss", "http://localhost:9001"), sign),
 			ReasonWrongIssuer},
 		{"issuer with trailing slash",
-			craft(t, good(), with(e.validClaims(), "iss", testIssuer+"/"), sign),
+			jwstest.Craft(t, good(), with(e.validClaims(), "iss", testIssuer+"/"), sign),
 			ReasonWrongIssuer},
-		{"expired", craft(t, good(), with(e.validClaims(),
+		{"expired", jwstest.Craft(t, good(), with(e.validClaims(),
 			"iat", now.Add(-2*time.Hour).Unix(), "exp", now.Add(-time.Hour).Unix()), sign),
 			ReasonExpired},
-		{"expired beyond leeway", craft(t, good(),
+		{"expired beyond leeway", jwstest.Craft(t, good(),
 			with(e.validClaims(), "exp", now.Add(-DefaultLeeway).Unix()), sign), ReasonExpired},
-		{"expired within leeway", craft(t, good(),
+		{"expired within leeway", jwstest.Craft(t, good(),
 			with(e.validClaims(), "exp", now.Add(-DefaultLeeway+time.Second).Unix()), sign),
 			ReasonOK},
-		{"not yet valid", craft(t, good(),
+		{"not yet valid", jwstest.Craft(t, good(),
 			with(e.validClaims(), "nbf", now.Add(time.Minute).Unix()), sign), ReasonNotYetValid},
-		{"nbf within leeway", craft(t, good(),
+		{"nbf within leeway", jwstest.Craft(t, good(),
 			with(e.validClaims(), "nbf", now.Add(DefaultLeeway).Unix()), sign), ReasonOK},
-		{"issued in the future", craft(t, good(),
+		{"issued in the future", jwstest.Craft(t, good(),
 			with(e.validClaims(), "iat", now.Add(time.Hour).Unix()), sign), ReasonNotYetValid},
 	}
 	for _, tt := range tests {
