@@ -77,17 +77,15 @@ func TestDevModeAnnounced(t *testing.T) {
 // TestDevModeFlow: an unknown client id gets through /authorize, /token
 // and the decision; every log line about it is a WARN with dev_mode=true,
 // and each use is counted.
-func TestDevModeFlow(t *testing.T) {
-	t.Parallel()
-	counter := &devCounter{}
-	e := newEnv(t, withDevMode(counter))
-	logs := e.logServer()
-	const id = "my-local-experiment"
-	redirect := "http://127.0.0.1:9999/callback"
-
+// unregisteredFlow runs the authorization code flow, a decision and a
+// refresh for client id, which must work without being written to the
+// registry (a metadata document client, or one development mode accepts).
+func (e *testEnv) unregisteredFlow(id, redirect string) {
+	t := e.t
+	t.Helper()
 	got := e.codeTokens(id, redirect)
 	if e.store.Client(id) != nil {
-		t.Error("development mode registered the client")
+		t.Errorf("client %s was written to the registry", id)
 	}
 	if r := e.decide(got["access_token"].(string)); r != authz.ReasonOK {
 		t.Errorf("decision %s, want ok", r)
@@ -97,6 +95,17 @@ func TestDevModeFlow(t *testing.T) {
 	if status != http.StatusOK {
 		t.Errorf("refresh: %d %v", status, body)
 	}
+}
+
+func TestDevModeFlow(t *testing.T) {
+	t.Parallel()
+	counter := &devCounter{}
+	e := newEnv(t, withDevMode(counter))
+	logs := e.logServer()
+	const id = "my-local-experiment"
+	redirect := "http://127.0.0.1:9999/callback"
+
+	e.unregisteredFlow(id, redirect)
 
 	for _, where := range []string{DevUseAuthorize, DevUseClientAuth, DevUseDecision} {
 		if counter.get(where) == 0 {
