@@ -307,7 +307,7 @@ func BenchmarkSnapshot1M(b *testing.B) {
 			b.Fatalf("snapshot: %v (written: %v)", err, st.tx != nil)
 		}
 		start := time.Now()
-		err = s.rebase(st, nil)
+		err = s.rebase(st)
 		rebase += time.Since(start)
 		s.snapMu.Unlock()
 		if err != nil {

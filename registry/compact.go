@@ -29,36 +29,42 @@ func (s *Store) Snapshot(ctx context.Context) error {
 // failed rebuild leaves the old base, which stays correct: it is logged, not
 // returned. It holds snapMu.
 func (s *Store) snapshotAndRebase(ctx context.Context) error {
-	st, err := s.snapshot(ctx)
-	if err != nil || st.tx == nil {
+	w, err := s.snapshot(ctx)
+	if err != nil || w.tx == nil {
 		return err
 	}
-	done, release := s.stopOn(ctx)
-	defer release()
-	if err := s.rebase(st, done); err != nil && !errors.Is(err, errSnapshotStopped) {
+	if err := s.rebase(w); err != nil && !errors.Is(err, errSnapshotStopped) {
 		s.log.Warn("could not rebuild the base from the snapshot; keeping the old one",
 			"err", err)
 	}
 	return nil
 }
 
+// written is the state a snapshot was written from and, when a rebase is to
+// follow, the base built from its records on the way.
+type written struct {
+	layers
+	next *base
+}
+
 // snapshot writes a snapshot of the durable state and returns the state
-// written, or a zero layers when nothing was written since the last one. On
-// success, changes made since that state are being tracked for rebase.
-func (s *Store) snapshot(ctx context.Context) (st layers, err error) {
+// written, or a zero written when nothing was written since the last one or
+// no rebase can follow. Otherwise changes made since that state are being
+// tracked for rebase.
+func (s *Store) snapshot(ctx context.Context) (w written, err error) {
 	start := time.Now()
 	s.wmu.Lock()
 	if s.closed {
 		// The directory lock may be gone: another process may own the files.
 		s.wmu.Unlock()
-		return layers{}, ErrClosed
+		return written{}, ErrClosed
 	}
 	s.smu.Lock()
 	for len(s.pending) > 0 {
 		s.drained.Wait() // so that the durable state is the newest, for rebase
 	}
 	db, pos, counted := s.durableDB, s.durable, s.sinceSnap
-	st = layers{base: s.base, tx: db.Txn(false)}
+	st := layers{base: s.base, tx: db.Txn(false)}
 	s.sinceSnap = snapCounter{}
 	tracking := s.broken == nil
 	if tracking {
@@ -68,7 +74,7 @@ func (s *Store) snapshot(ctx context.Context) (st layers, err error) {
 	s.wmu.Unlock()
 	if pos.seq == s.lastSnap && s.haveSnap {
 		s.stopTracking()
-		return layers{}, nil
+		return written{}, nil
 	}
 	defer func() {
 		if err != nil {
@@ -86,20 +92,30 @@ func (s *Store) snapshot(ctx context.Context) (st layers, err error) {
 
 	done, release := s.stopOn(ctx)
 	defer release()
-	n, err := s.writeSnapshot(st, snapInfo{seq: pos.seq, crc: pos.crc}, done)
+	var bb *baseBuilder
+	var each func(string, any) error
+	if tracking {
+		bb = newBaseBuilder()
+		each = bb.add
+	}
+	n, err := s.writeSnapshot(st, snapInfo{seq: pos.seq, crc: pos.crc}, done, each)
+	var next *base
+	if bb != nil {
+		next = bb.finish()
+	}
 	if err != nil {
-		return layers{}, fmt.Errorf("writing snapshot at sequence %d: %w", pos.seq, err)
+		return written{}, fmt.Errorf("writing snapshot at sequence %d: %w", pos.seq, err)
 	}
 	s.lastSnap, s.haveSnap = pos.seq, true
 	s.log.Info("snapshot written", "seq", pos.seq, "records", n,
 		"duration", time.Since(start).Round(time.Millisecond))
 	if err := s.compactFiles(); err != nil {
-		return layers{}, fmt.Errorf("removing old snapshots and segments: %w", err)
+		return written{}, fmt.Errorf("removing old snapshots and segments: %w", err)
 	}
 	if !tracking {
-		return layers{}, nil
+		return written{}, nil
 	}
-	return st, nil
+	return written{layers: st, next: next}, nil
 }
 
 // stopOn returns a channel closed when ctx ends or the store closes, and a
@@ -121,7 +137,8 @@ func (s *Store) stopOn(ctx context.Context) (<-chan struct{}, func()) {
 // writeSnapshot writes st as the snapshot covering info: to a temporary file
 // in the data directory, fsynced, renamed into place, then the directory
 // fsynced. A failure removes the temporary file.
-func (s *Store) writeSnapshot(st layers, info snapInfo, done <-chan struct{}) (
+func (s *Store) writeSnapshot(st layers, info snapInfo, done <-chan struct{},
+	each func(string, any) error) (
 	n int, err error) {
 	name := snapshotName(info.seq)
 	final, tmp := joinDir(s.dir, name), joinDir(s.dir, name+tmpSuffix)
@@ -134,7 +151,7 @@ func (s *Store) writeSnapshot(st layers, info snapInfo, done <-chan struct{}) (
 			s.fs.Remove(tmp)
 		}
 	}()
-	n, err = writeSnapshotTo(f, st, info, done)
+	n, err = writeSnapshotTo(f, st, info, done, each)
 	if err == nil {
 		err = f.Sync()
 	}

@@ -17,7 +17,8 @@
 // After each snapshot the base is rebuilt from the state just written, so
 // that records replaced or deleted before it are not held any longer (see
 // rebase.go). Changes made after that state are tracked from the moment it
-// is taken; the new base is built without locks; the new delta is worked out
+// is taken; the new base is built from the records as the snapshot writes
+// them (no second pass, no locks); the new delta is worked out
 // from the tracked keys in rounds, each holding the writer lock only to take
 // the keys changed so far; the last round holds it to settle the remaining
 // few and swap base and delta together for readers and writers. Writers

@@ -140,7 +140,7 @@ func TestGoldenSegment(t *testing.T) {
 func TestGoldenSnapshot(t *testing.T) {
 	var buf bytes.Buffer
 	info := snapInfo{seq: 2, crc: 0x01020304}
-	if _, err := writeSnapshotTo(&buf, layers{tx: goldenState(t).Txn(false)}, info, nil); err != nil {
+	if _, err := writeSnapshotTo(&buf, layers{tx: goldenState(t).Txn(false)}, info, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	want := checkGolden(t, "snapshot-v2.golden", buf.Bytes())

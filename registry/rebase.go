@@ -16,30 +16,26 @@ const rebaseRounds = 4
 
 var rebaseSettled = 1024
 
-// rebase makes st, the state a snapshot was just written from, the new base
-// and leaves in the delta only what changed since: records replaced or
-// deleted before the snapshot stop being held in memory. snapshot started
-// tracking the keys changed after st; a key not changed since has the same
-// record in the new base as in the current state.
+// rebase makes w.next, the base built from the state w a snapshot was just
+// written from, the base, and leaves in the delta only what changed since:
+// records replaced or deleted before the snapshot stop being held in memory.
+// snapshot started tracking the keys changed after w; a key not changed
+// since has the same record in the new base as in the current state.
 //
-// The new base is built without locks. Then, in rounds, the tracked keys are
-// taken (holding the writer lock only to swap the set) and looked up in the
-// newest state to build the new delta; the last round, holding the writer
-// lock, brings the keys changed meanwhile up to date and puts the new base and
-// delta in place. Readers never wait. It gives up, keeping the old base (which
-// stays correct), when stop is closed, the store is closing or a write
-// failed meanwhile.
-func (s *Store) rebase(st layers, stop <-chan struct{}) (err error) {
+// In rounds, the tracked keys are taken (holding the writer lock only to
+// swap the set) and looked up in the newest state to build the new delta;
+// the last round, holding the writer lock, brings the keys changed meanwhile
+// up to date and puts the new base and delta in place. Readers never wait. It
+// gives up, keeping the old base (which stays correct), when the store is
+// closing or a write failed meanwhile.
+func (s *Store) rebase(w written) (err error) {
 	defer func() {
 		if err != nil {
 			s.stopTracking()
 		}
 	}()
 	start := time.Now()
-	nb, ok := buildBase(st, stop)
-	if !ok {
-		return errSnapshotStopped
-	}
+	st, nb := w.layers, w.next
 	nd := newDelta(nb)
 	defer nd.tx.Abort()
 	keys := 0
@@ -178,33 +174,4 @@ func (d *delta) set(table, key string, cur any) error {
 		return fmt.Errorf("rebuilding the base: %s %q: %w", table, key, err)
 	}
 	return nil
-}
-
-// buildBase builds a base holding the state st. It gives up when stop is
-// closed.
-func buildBase(st layers, stop <-chan struct{}) (*base, bool) {
-	bb := newBaseBuilder()
-	var err error
-	n := 0
-	for _, c := range snapTables {
-		st.scan(c.table, func(obj any) bool {
-			if err = bb.add(c.table, obj); err != nil {
-				return false
-			}
-			if n++; n%65536 == 0 {
-				select {
-				case <-stop:
-					err = errSnapshotStopped
-					return false
-				default:
-				}
-			}
-			return true
-		})
-		if err != nil {
-			break
-		}
-	}
-	b := bb.finish()
-	return b, err == nil
 }

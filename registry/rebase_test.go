@@ -598,7 +598,7 @@ func TestRebaseAfterChanges(t *testing.T) {
 					t.Fatalf("snapshot: %v (written: %v)", serr, st.tx != nil)
 				}
 				changed = tt.between(t, s, ffs, j)
-				err = s.rebase(st, nil)
+				err = s.rebase(st)
 			}()
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("rebase = %v, want %v", err, tt.wantErr)
@@ -970,7 +970,7 @@ func TestRebaseWritesDuringRounds(t *testing.T) {
 			t.Fatalf("snapshot: %v (written: %v)", serr, st.tx != nil)
 		}
 		j.must(t, s, "before round 1", roundChange(0))
-		err = s.rebase(st, nil)
+		err = s.rebase(st)
 	}()
 	late.Wait()
 	if err != nil {

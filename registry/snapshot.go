@@ -86,17 +86,23 @@ func (sw *snapWriter) finish() error {
 	return err
 }
 
-// writeSnapshotTo streams the state of tx, which covers the log up to info,
-// to w in the snapshot format. It returns the number of records written.
-// It stops early when done is closed.
-func writeSnapshotTo(w io.Writer, st layers, info snapInfo, done <-chan struct{}) (
-	int, error) {
+// writeSnapshotTo streams the state st, which covers the log up to info, to
+// w in the snapshot format, passing each record written to each as well
+// unless it is nil. It returns the number of records written. It stops early
+// when done is closed.
+func writeSnapshotTo(w io.Writer, st layers, info snapInfo, done <-chan struct{},
+	each func(table string, obj any) error) (int, error) {
 	sw := newSnapWriter(w, info)
 	for _, c := range snapTables {
 		var err error
 		st.scan(c.table, func(obj any) bool {
 			if err = sw.add(c, obj); err != nil {
 				return false
+			}
+			if each != nil {
+				if err = each(c.table, obj); err != nil {
+					return false
+				}
 			}
 			if sw.count%65536 == 0 {
 				select {
