@@ -180,11 +180,13 @@ func scanSnapshot(fsys FS, path string, fn func(*tableCodec, any) error) (snapIn
 			}
 		}
 	}
-	if rerr != nil {
-		return snapInfo{}, 0, rerr
-	}
+	// fn's error comes first: it is about a record already decoded, and once
+	// it stopped the decoder, the decoder's own error only says so.
 	if ferr != nil {
 		return snapInfo{}, 0, &FileError{Path: path, Err: fmt.Errorf("%w: %w", ErrCorrupt, ferr)}
+	}
+	if rerr != nil {
+		return snapInfo{}, 0, rerr
 	}
 	return info, count, nil
 }
