@@ -20,6 +20,9 @@ const snapshotRetry = time.Minute
 // the last snapshot, and returns ErrClosed once Close was called. It must not
 // be called from an Update function.
 func (s *Store) Snapshot(ctx context.Context) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
 	return s.snapshotAndRebase(ctx)

@@ -51,13 +51,17 @@ func (r Report) OK() bool {
 // the decoding of every entry. It changes nothing and takes no lock, so it
 // may run beside a live store (whose newest segment can then end in a
 // record being written, reported as torn). The error is for a directory
-// that cannot be read; damage is reported in the Report.
+// that cannot be read or holds no registry (ErrNoRegistry); damage is
+// reported in the Report.
 func Verify(dir string) (Report, error) {
 	return verify(OSFS{}, dir)
 }
 
 func verify(fsys FS, dir string) (Report, error) {
 	rep := Report{Dir: dir}
+	if err := checkRegistryDir(fsys, dir); err != nil {
+		return rep, err
+	}
 	l, err := listDir(fsys, dir)
 	if err != nil {
 		return rep, err
@@ -178,11 +182,8 @@ func fileSize(fsys FS, path string) int64 {
 // fingerprints. It changes nothing and takes no lock; a torn final record is
 // left out, and other damage makes it fail as Open would.
 func Dump(dir string, w io.Writer) error {
-	s := &Store{
-		opts: Options{}.withDefaults(), fs: OSFS{}, dir: dir, readOnly: true,
-		log: slog.New(slog.DiscardHandler),
-	}
-	if err := s.load(context.Background()); err != nil {
+	s, err := OpenReadOnly(context.Background(), dir, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
 		return fmt.Errorf("dumping %s: %w", dir, err)
 	}
 	enc := json.NewEncoder(w)
@@ -244,6 +245,9 @@ func dumpState(st layers, seq uint64) dump {
 // be stopped), writes a snapshot of its state and removes the snapshots and
 // log segments it no longer needs.
 func Compact(ctx context.Context, dir string) error {
+	if err := checkRegistryDir(OSFS{}, dir); err != nil {
+		return err
+	}
 	s, err := Open(ctx, dir, Options{})
 	if err != nil {
 		return err

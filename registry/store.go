@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,15 @@ var ErrUnavailable = errors.New("registry unavailable for writes")
 
 // ErrClosed is returned by Update after Close.
 var ErrClosed = errors.New("registry closed")
+
+// ErrReadOnly is returned by Update and Snapshot on a Store opened with
+// OpenReadOnly.
+var ErrReadOnly = errors.New("registry opened read-only")
+
+// ErrNoRegistry is wrapped by the error of OpenReadOnly, Verify, Dump and
+// Compact when the directory does not exist or holds neither a snapshot nor
+// a log segment, so that a mistyped path is not taken for an empty registry.
+var ErrNoRegistry = errors.New("no registry there")
 
 // Default option values.
 const (
@@ -233,6 +243,43 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// OpenReadOnly loads the data directory dir without changing it and without
+// taking its lock, so it works beside a running server: it sees the state
+// made durable when it loads, and nothing after. A torn final record is left
+// out with a warning; other damage fails as in Open, and nothing is
+// repaired. Update and Snapshot return ErrReadOnly; Close does nothing.
+func OpenReadOnly(ctx context.Context, dir string, opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	s := &Store{
+		opts: opts, log: opts.Logger.With("component", "registry", "dir", dir),
+		fs: opts.FS, dir: dir, readOnly: true,
+	}
+	if err := checkRegistryDir(s.fs, dir); err != nil {
+		return nil, err
+	}
+	if err := s.load(ctx); err != nil {
+		return nil, fmt.Errorf("opening registry %s: %w", dir, err)
+	}
+	s.closed = true // nothing to flush or stop; Close has nothing to do
+	return s, nil
+}
+
+// checkRegistryDir returns an error wrapping ErrNoRegistry unless dir holds
+// a snapshot or a log segment.
+func checkRegistryDir(fsys FS, dir string) error {
+	l, err := listDir(fsys, dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s does not exist: %w", dir, ErrNoRegistry)
+	}
+	if err != nil {
+		return err
+	}
+	if len(l.segments) == 0 && len(l.snapshots) == 0 {
+		return fmt.Errorf("%s holds no snapshot and no log segment: %w", dir, ErrNoRegistry)
+	}
+	return nil
+}
+
 // newDB returns an empty index. It is a memdb snapshot rather than the
 // primary database: nothing watches the registry, and a non-primary memdb
 // skips tracking the mutation channels of its radix trees.
@@ -299,6 +346,9 @@ func (s *Store) Close() error {
 func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if s.readOnly {
+		return ErrReadOnly
 	}
 	r := &request{fn: fn, wake: make(chan struct{}, 1)}
 	s.qmu.Lock()

@@ -38,9 +38,15 @@ func data(ctx context.Context, args []string, getenv func(string) string,
 		if err := enc.Encode(rep); err != nil {
 			return err
 		}
-		if !rep.OK() {
+		switch {
+		case !rep.OK():
 			return fmt.Errorf("verifying %s: %d problem(s) would stop the server from "+
 				"starting; see above, or start with --repair", dir, len(rep.Problems))
+		case len(rep.Problems) > 0:
+			return fmt.Errorf("verifying %s: the log ends in a torn write (or a leftover "+
+				"of an interrupted snapshot); the next start cuts it off, losing only what "+
+				"was never acknowledged. If a server is running, this may be a write in "+
+				"progress: run verify again", dir)
 		}
 		return nil
 	case "dump":
