@@ -15,7 +15,6 @@ import (
 // Authorization request limits.
 const (
 	maxStateLen   = 2048
-	maxFormBody   = 64 << 10
 	challengeLen  = 43 // BASE64URL(SHA-256(verifier)) without padding
 	promptNone    = "none"
 	promptLogin   = "login"
@@ -45,10 +44,8 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodPost {
-		r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
-		if err := r.ParseForm(); err != nil {
-			s.renderError(w, r, newError(http.StatusBadRequest, errInvalidRequest,
-				"the form could not be read"))
+		if e := parseFormBody(w, r); e != nil {
+			s.renderError(w, r, e)
 			return
 		}
 		if r.PostForm.Has("step") {

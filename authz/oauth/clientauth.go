@@ -97,7 +97,8 @@ func hasGrantType(c *registry.Client, grant string) bool {
 }
 
 // parseClientForm reads an application/x-www-form-urlencoded body of at most
-// 64 KiB, refusing repeated parameters except those in multi.
+// maxFormBody bytes (body.go), refusing repeated parameters except those in
+// multi.
 func parseClientForm(w http.ResponseWriter, r *http.Request, multi ...string) (url.Values,
 	*oauthError) {
 	bad := func(desc string) *oauthError {
@@ -106,9 +107,8 @@ func parseClientForm(w http.ResponseWriter, r *http.Request, multi ...string) (u
 	if !isForm(r.Header.Get("Content-Type")) {
 		return nil, bad("the request must be application/x-www-form-urlencoded")
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
-	if err := r.ParseForm(); err != nil {
-		return nil, bad("the request body could not be read")
+	if e := parseFormBody(w, r); e != nil {
+		return nil, e
 	}
 	for k, v := range r.PostForm {
 		if len(v) > 1 && !slices.Contains(multi, k) {

@@ -174,10 +174,8 @@ func (s *Server) withdrawConsent(ctx context.Context, subject, clientID string) 
 // answers and returns false.
 func (s *Server) checkConsentsForm(w http.ResponseWriter, r *http.Request,
 	binding string) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
-	if err := r.ParseForm(); err != nil {
-		s.renderError(w, r, newError(http.StatusBadRequest, errInvalidRequest,
-			"the form could not be read"))
+	if e := parseFormBody(w, r); e != nil {
+		s.renderError(w, r, e)
 		return false
 	}
 	if !equalSecret(r.PostForm.Get("csrf"), consentsCSRF(binding)) {

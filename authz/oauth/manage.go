@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -264,15 +263,5 @@ func (s *Server) readRegistrationBody(w http.ResponseWriter, r *http.Request) ([
 		return nil, newError(http.StatusUnsupportedMediaType, errInvalidClientMetadata,
 			"the registration request must be application/json")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.policy.MaxBodyBytes))
-	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, newError(http.StatusRequestEntityTooLarge, errInvalidClientMetadata,
-				fmt.Sprintf("the registration request is larger than %d bytes",
-					s.policy.MaxBodyBytes))
-		}
-		return nil, newError(http.StatusBadRequest, errInvalidClientMetadata,
-			"reading the request failed")
-	}
-	return body, nil
+	return readBodyLimited(w, r, s.policy.MaxBodyBytes, errInvalidClientMetadata)
 }
