@@ -23,8 +23,12 @@ type Checker interface {
 type Options struct {
 	// Observe, when set, is called once per answered request with the
 	// Decision sent (including the ones this package builds for an expired
-	// deadline or a failed Checker) and the time spent answering. It runs on
-	// the request's goroutine, so it must be fast; metrics attach here.
+	// deadline, a failed Checker or a proxy subrequest that does not name its
+	// original request) and the time spent answering. The Decisions built
+	// here all carry a 5xx Status, which no verdict on a token does, so the
+	// hook tells errors from denials by the Status (metrics counts them
+	// under result="error"). It runs on the request's goroutine, so it must
+	// be fast; metrics attach here.
 	Observe func(d *authz.Decision, elapsed time.Duration)
 }
 

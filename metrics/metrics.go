@@ -37,7 +37,8 @@ func New() *Metrics {
 		reg: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "decisions_total",
-			Help: "Authorization decisions, by result (allow, deny) and reason code.",
+			Help: "Authorization checks answered, by result (allow, deny, error) " +
+				"and reason code.",
 		}, []string{"result", "reason"}),
 		decisionLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "decision_duration_seconds",
@@ -83,14 +84,34 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
+// Results of a check, the result label of decisions_total.
+const (
+	resultAllow = "allow"
+	resultDeny  = "deny"
+	resultError = "error"
+)
+
 // ObserveDecision counts one answered check and its latency.
 func (m *Metrics) ObserveDecision(d *authz.Decision, elapsed time.Duration) {
-	result := "deny"
-	if d.Allow {
-		result = "allow"
-	}
-	m.decisions.WithLabelValues(result, string(d.Reason)).Inc()
+	m.decisions.WithLabelValues(result(d), string(d.Reason)).Inc()
 	m.decisionLatency.Observe(elapsed.Seconds())
+}
+
+// result classifies an answered check: resultAllow, resultDeny for a
+// verdict against the request (a 4xx answer: no token, a bad one, too little
+// scope), or resultError when no verdict could be had (a 5xx answer: a proxy
+// subrequest that does not name its original request, a failed checker, an
+// expired deadline). The envoy package answers a 5xx only then, on its gRPC
+// and HTTP paths alike, so an alert on errors sees a misconfigured proxy or
+// an outage, and one on denials sees clients.
+func result(d *authz.Decision) string {
+	switch {
+	case d.Allow:
+		return resultAllow
+	case d.Status >= 500 && d.Status <= 599:
+		return resultError
+	}
+	return resultDeny
 }
 
 // ObserveFsync records one write-ahead log fsync.
