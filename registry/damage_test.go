@@ -215,6 +215,16 @@ func TestDamageRefused(t *testing.T) {
 			reframe(t, seg, 1, func(_, _ *uint8, p *[]byte) { (*p)[1] = maxKind + 1 })
 			return offs[1]
 		}, ErrCorrupt, true},
+		// A segment is named only once its header is durable, so a short
+		// header means records were lost, not a torn creation.
+		{"log emptied", func(t *testing.T, seg string, offs []int64) int64 {
+			os.Truncate(seg, 0)
+			return 0
+		}, ErrCorrupt, true},
+		{"log cut inside its header", func(t *testing.T, seg string, offs []int64) int64 {
+			os.Truncate(seg, segHeaderSize-3)
+			return 0
+		}, ErrCorrupt, true},
 		{"future segment version", func(t *testing.T, seg string, offs []int64) int64 {
 			b := mustRead(t, seg)
 			h, _ := parseSegHeader(b)
@@ -254,7 +264,7 @@ func TestDamageRefused(t *testing.T) {
 				t.Fatalf("Open with Repair: %v", err)
 			}
 			defer s.Close()
-			want := recordIndex(offs, off)
+			want := max(recordIndex(offs, off), 0)
 			if got := len(s.Clients()); got != want {
 				t.Errorf("after repair: %d clients, want the %d before the damage", got, want)
 			}

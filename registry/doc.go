@@ -110,8 +110,10 @@
 //	9/10 signing key   11/12 user   13/14 revocation
 //
 // A segment is rolled at Options.SegmentSize (64 MiB). The old segment is
-// fsynced before the first byte goes to the new one, which is created with
-// its header fsynced and the directory fsynced. Open always appends to a new
+// fsynced before the first byte goes to the new one. A new segment's header
+// is written to wal-N.log.tmp, fsynced, renamed into place and the
+// directory fsynced, so a segment is never seen without its header: a
+// header cut short is damage, not a torn write. Open always appends to a new
 // segment (or to the last one if it holds no record).
 //
 // # Snapshots
@@ -157,12 +159,19 @@
 // # Recovery (Open)
 //
 //  1. Take an exclusive flock on LOCK, or fail naming the directory.
-//  2. Remove *.tmp files: snapshots interrupted before their rename.
+//  2. Remove *.tmp files: snapshots and segments interrupted before their
+//     rename.
 //  3. Load the newest snapshot whose header, records and whole-file checksum
-//     verify. A snapshot that does not verify is moved to damaged/ with a
-//     warning and the next older one is tried. A snapshot of a newer format
-//     version is refused. With no snapshot that verifies, the log must start
-//     at sequence 1, else Open refuses.
+//     verify. A snapshot that does not verify is warned about and the next
+//     older one is tried; once the whole directory has loaded, it is moved
+//     to damaged/ (a refused Open changes nothing). A snapshot of a newer
+//     format version is refused. The log must continue the snapshot loaded
+//     (with none, start at sequence 1), else Open refuses, naming the
+//     damaged snapshot and offset, or the first segment. With Options.Repair
+//     the missing records are dropped instead, with a warning naming them:
+//     the log after them is replayed on the snapshot loaded (or on nothing),
+//     and a snapshot is written before Open returns so the next Open does not
+//     meet the gap again.
 //  4. Replay the segments from the one holding the record after the
 //     snapshot, checking the chain across segments and against the
 //     snapshot's checksum.

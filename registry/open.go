@@ -17,6 +17,17 @@ type snapInfo struct {
 	loaded bool // read from a snapshot file
 }
 
+// snapLoad is what loading the newest snapshot that verifies found.
+type snapLoad struct {
+	base *base
+	info snapInfo
+	// damaged names the newer snapshots that do not verify, and err says
+	// why the newest of them does not. They are set aside only once the
+	// rest of the directory has loaded, so a refused start changes nothing.
+	damaged []string
+	err     error
+}
+
 // load rehydrates the index from the data directory and opens the log for
 // appending. It runs before the Store is shared.
 func (s *Store) load(ctx context.Context) error {
@@ -30,28 +41,38 @@ func (s *Store) load(ctx context.Context) error {
 		}
 	}
 
-	b, base, healthy, err := s.loadNewestSnapshot(l.snapshots)
+	sl, err := s.loadNewestSnapshot(l.snapshots)
 	if err != nil {
 		return err
 	}
-	s.base = b
+	s.base = sl.base
 	db := newDB()
-	s.lastSnap, s.haveSnap = base.seq, base.loaded
-	start, err := s.replayStart(l, base)
+	s.lastSnap, s.haveSnap = sl.info.seq, sl.info.loaded
+	start, from, err := s.replayStart(l, sl)
 	if err != nil {
 		return err
 	}
 
-	r := replay{s: s, db: db, base: base}
+	r := replay{s: s, db: db, base: from}
 	if err := r.run(ctx, l.segments[start:]); err != nil {
 		return err
 	}
-	healthy = healthy && !r.damaged
+	healthy := len(sl.damaged) == 0 && !r.damaged
 	if s.readOnly {
 		s.head, s.durable = r.db, r.pos
 		s.view.Store(&layers{base: s.base, tx: r.db.Txn(false)})
 		return nil
 	}
+	for _, name := range sl.damaged {
+		dst, err := moveAside(s.fs, s.dir, name)
+		if err != nil {
+			return err
+		}
+		s.log.Warn("moved the damaged snapshot aside", "file", name, "to", dst)
+	}
+	// A repair that dropped missing records snapshots the state at once, so
+	// that the next start does not meet the gap again.
+	s.snapshotNow = from != sl.info
 
 	if err := s.openLog(r); err != nil {
 		return err
@@ -61,9 +82,9 @@ func (s *Store) load(ctx context.Context) error {
 	s.durableDB = r.db.Snapshot()
 	s.appendedDB = s.durableDB
 	s.view.Store(&layers{base: s.base, tx: s.durableDB.Txn(false)})
-	s.sinceSnap = snapCounter{bytes: r.bytes, records: int(r.pos.seq - base.seq)}
-	s.log.Info("registry loaded", "snapshot_seq", base.seq, "seq", r.pos.seq,
-		"replayed", r.pos.seq-base.seq)
+	s.sinceSnap = snapCounter{bytes: r.bytes, records: int(r.pos.seq - sl.info.seq)}
+	s.log.Info("registry loaded", "snapshot_seq", sl.info.seq, "seq", r.pos.seq,
+		"replayed", r.pos.seq-from.seq)
 	if healthy {
 		if err := s.compactFiles(); err != nil {
 			s.log.Warn("removing old snapshots and segments", "err", err)
@@ -77,7 +98,8 @@ func (s *Store) removeTemps(temps []string) error {
 		if err := s.fs.Remove(joinDir(s.dir, name)); err != nil {
 			return fmt.Errorf("removing leftover %s: %w", name, err)
 		}
-		s.log.Info("removed leftover of an interrupted snapshot", "file", name)
+		s.log.Info("removed the leftover of an interrupted snapshot or segment creation",
+			"file", name)
 	}
 	if len(temps) > 0 {
 		return s.fs.SyncDir(s.dir)
@@ -86,72 +108,111 @@ func (s *Store) removeTemps(temps []string) error {
 }
 
 // loadNewestSnapshot loads the newest snapshot that verifies, warning about
-// each newer one that does not. healthy is false when it had to fall back.
-func (s *Store) loadNewestSnapshot(snaps []uint64) (*base, snapInfo, bool, error) {
-	healthy := true
-	var firstErr error
+// each newer one that does not.
+func (s *Store) loadNewestSnapshot(snaps []uint64) (snapLoad, error) {
+	var sl snapLoad
 	for i := len(snaps) - 1; i >= 0; i-- {
 		name := snapshotName(snaps[i])
 		b, info, err := readSnapshot(s.fs, joinDir(s.dir, name))
 		if err == nil {
-			if !healthy {
+			if len(sl.damaged) > 0 {
 				s.log.Warn("using an older snapshot", "file", name, "seq", info.seq)
 			}
 			info.loaded = true
-			return b, info, healthy, nil
+			sl.base, sl.info = b, info
+			return sl, nil
 		}
 		if errors.Is(err, ErrVersion) || !errors.Is(err, ErrCorrupt) {
-			return nil, snapInfo{}, false, err
+			return snapLoad{}, err
 		}
 		s.log.Warn("snapshot does not verify; trying an older one", "file", name, "err", err)
-		healthy = false
-		if s.readOnly {
-			continue
-		}
-		if dst, err := moveAside(s.fs, s.dir, name); err != nil {
-			return nil, snapInfo{}, false, err
-		} else {
-			s.log.Warn("moved the damaged snapshot aside", "file", name, "to", dst)
-		}
-		if firstErr == nil {
-			firstErr = err
+		sl.damaged = append(sl.damaged, name)
+		if sl.err == nil {
+			sl.err = err
 		}
 	}
-	if firstErr != nil {
-		// The log must then hold the whole history: replayStart checks.
-		return nil, snapInfo{}, false, nil
-	}
-	return nil, snapInfo{}, true, nil
+	// With no snapshot, the log must hold the whole history: replayStart
+	// checks.
+	return sl, nil
 }
 
-// replayStart returns the index of the first segment to replay after base:
-// the last one starting at or before base.seq+1.
-func (s *Store) replayStart(l dirListing, base snapInfo) (int, error) {
+// replayStart returns the index of the first segment to replay and the
+// position the replay starts from: after the snapshot loaded, the last
+// segment starting at or before it. When records between the two are
+// missing, it refuses; with Options.Repair it drops them, starting from the
+// first segment of the log instead.
+func (s *Store) replayStart(l dirListing, sl snapLoad) (int, snapInfo, error) {
+	base := sl.info
 	start := -1
 	for i, first := range l.segments {
 		if first <= base.seq+1 {
 			start = i
 		}
 	}
-	if start >= 0 || len(l.segments) == 0 {
-		if start < 0 {
-			start = 0
+	if start >= 0 {
+		return start, base, nil
+	}
+	if len(l.segments) == 0 {
+		if sl.err == nil || base.loaded {
+			return 0, base, nil
 		}
-		if base.seq == 0 && len(l.snapshots) > 0 && len(l.segments) == 0 {
-			return 0, fmt.Errorf("no snapshot verifies and there is no log: %w", ErrCorrupt)
+		err := s.gapError(sl, 0, "there is no log")
+		if !s.opts.Repair || s.readOnly {
+			return 0, base, err
 		}
-		return start, nil
+		s.log.Warn("repair: no snapshot verifies and there is no log; starting empty",
+			"err", err)
+		return 0, base, nil
 	}
 	first := l.segments[0]
-	if base.seq == 0 && len(l.snapshots) > 0 {
-		return 0, &FileError{
-			Path: joinDir(s.dir, snapshotName(l.snapshots[len(l.snapshots)-1])),
-			Err: fmt.Errorf("no snapshot verifies and the log starts at sequence %d: %w",
-				first, ErrCorrupt),
+	err := s.gapError(sl, first, fmt.Sprintf("the log starts at sequence %d", first))
+	if !s.opts.Repair || s.readOnly {
+		return 0, base, err
+	}
+	s.log.Warn("repair: dropped the records missing from the log; keeping the log after them",
+		"first_missing", base.seq+1, "last_missing", first-1, "err", err)
+	return 0, s.segmentStart(first), nil
+}
+
+// gapError explains why the records after the snapshot loaded (if any) up
+// to first-1 (0: all of them) are missing, naming the damaged snapshot that
+// held them if there is one, else the first segment.
+func (s *Store) gapError(sl snapLoad, first uint64, why string) error {
+	next := "start with --repair to set the damaged snapshot aside and keep the log " +
+		"after it (the records only it held are lost)"
+	var fe *FileError
+	switch {
+	case sl.err != nil && !sl.info.loaded && errors.As(sl.err, &fe):
+		return &FileError{Path: fe.Path, Offset: fe.Offset,
+			Err: fmt.Errorf("%w; no snapshot verifies and %s: %s", fe.Err, why, next)}
+	case sl.err != nil && !sl.info.loaded:
+		return fmt.Errorf("no snapshot verifies and %s: %w; %s", why, sl.err, next)
+	case sl.err != nil && errors.As(sl.err, &fe):
+		return &FileError{Path: fe.Path, Offset: fe.Offset, Err: fmt.Errorf(
+			"%w; the older snapshot covers the log up to record %d and %s: %s",
+			fe.Err, sl.info.seq, why, next)}
+	}
+	return &FileError{Path: joinDir(s.dir, segmentName(first)), Err: fmt.Errorf(
+		"log records %d to %d are missing: %w; start with --repair to drop them and keep "+
+			"the log after them", sl.info.seq+1, first-1, ErrCorrupt)}
+}
+
+// segmentStart returns the position just before segment first, as its
+// header records it.
+func (s *Store) segmentStart(first uint64) snapInfo {
+	from := snapInfo{seq: first - 1}
+	f, err := s.fs.OpenFile(joinDir(s.dir, segmentName(first)), os.O_RDONLY, 0)
+	if err != nil {
+		return from // the replay reports the segment's damage
+	}
+	defer f.Close()
+	head := make([]byte, segHeaderSize)
+	if _, err := f.ReadAt(head, 0); err == nil {
+		if h, err := parseSegHeader(head); err == nil && h.firstSeq == first {
+			from.crc = h.prevCRC
 		}
 	}
-	return 0, &FileError{Path: joinDir(s.dir, segmentName(first)), Err: fmt.Errorf(
-		"log records %d to %d are missing: %w", base.seq+1, first-1, ErrCorrupt)}
+	return from
 }
 
 // replay applies log segments to an index.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -121,6 +123,11 @@ func TestSnapshotFallback(t *testing.T) {
 	}
 }
 
+// TestNoSnapshotWhenNeeded damages the only snapshot after the log before
+// it was compacted away. Open refuses, naming the snapshot and the offset,
+// and changes nothing, so a second start says the same; a repair sets the
+// snapshot aside and keeps the log after it, and the start after that is
+// an ordinary one.
 func TestNoSnapshotWhenNeeded(t *testing.T) {
 	opts := Options{SegmentSize: 600, KeepSnapshots: 1}
 	s, dir := openTest(t, opts)
@@ -132,11 +139,94 @@ func TestNoSnapshotWhenNeeded(t *testing.T) {
 	if l.segments[0] == 1 {
 		t.Fatalf("compaction kept the whole log: %v", l.segments)
 	}
-	flipByte(t, filepath.Join(dir, snapshotName(l.snapshots[0])), 40)
+	snap := filepath.Join(dir, snapshotName(l.snapshots[0]))
+	flipByte(t, snap, 40)
+	before := dirFiles(t, dir)
 
+	var first string
+	for try := range 2 {
+		_, err := Open(context.Background(), dir, opts)
+		var fe *FileError
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "no snapshot verifies") ||
+			!errors.As(err, &fe) || fe.Path != snap || fe.Offset == 0 {
+			t.Fatalf("Open = %v, want a refusal naming %s and the offset of the damage", err, snap)
+		}
+		if try == 0 {
+			first = err.Error()
+		} else if err.Error() != first {
+			t.Errorf("the second start says %q, the first said %q", err, first)
+		}
+		if diff := cmp.Diff(before, dirFiles(t, dir)); diff != "" {
+			t.Fatalf("a refused start changed the directory (-before +after):\n%s", diff)
+		}
+	}
+
+	logs := &logRecorder{}
+	repairOpts := opts
+	repairOpts.Repair, repairOpts.Logger = true, slog.New(logs)
+	s, err := Open(context.Background(), dir, repairOpts)
+	if err != nil {
+		t.Fatalf("Open with Repair: %v", err)
+	}
+	if s.Client("c7") == nil || s.Client("c3") != nil {
+		t.Errorf("after the repair: c7 %v, c3 %v; want only what the log after the snapshot holds",
+			s.Client("c7") != nil, s.Client("c3") != nil)
+	}
+	if len(logs.matching("WARN", "repair", "first_missing=1")) != 1 {
+		t.Errorf("the repair does not say which records it dropped: %q", logs.recs)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, damagedDir)); len(ents) != 1 {
+		t.Errorf("damaged/ holds %d files, want the damaged snapshot", len(ents))
+	}
+	update(t, s, func(tx *Txn) error { return tx.PutClient(testClient("c8")) })
+	s = reopen(t, s, dir, opts)
+	if s.Client("c8") == nil || s.Client("c7") == nil {
+		t.Errorf("an ordinary start after the repair lost c7 or c8")
+	}
+	s.Close()
+	if rep, err := Verify(dir); err != nil || len(rep.Problems) != 0 {
+		t.Errorf("Verify after the repair: %v %+v", err, rep.Problems)
+	}
+}
+
+// TestMissingSegments removes the first segment of a log that no snapshot
+// covers: Open refuses naming the records missing, and a repair keeps what
+// comes after them. (A segment missing in the middle breaks the chain of
+// the one after it: TestRepairSetsAsideLaterSegments.)
+func TestMissingSegments(t *testing.T) {
+	opts := Options{SegmentSize: 600, SnapshotRecords: -1, SnapshotBytes: -1}
+	s, dir := openTest(t, opts)
+	for i := range 30 {
+		update(t, s, func(tx *Txn) error { return tx.PutClient(testClient(fmt.Sprint("m", i))) })
+	}
+	s.Close()
+	l := listing(t, dir)
+	if len(l.segments) < 3 {
+		t.Fatalf("want at least 3 segments, got %v", l.segments)
+	}
+	if err := os.Remove(filepath.Join(dir, segmentName(1))); err != nil {
+		t.Fatal(err)
+	}
 	_, err := Open(context.Background(), dir, opts)
-	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "no snapshot verifies") {
-		t.Fatalf("Open = %v, want a refusal for want of a snapshot", err)
+	want := fmt.Sprintf("%s at offset 0: log records 1 to %d are missing",
+		filepath.Join(dir, segmentName(l.segments[1])), l.segments[1]-1)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Open = %v, want a refusal saying %q", err, want)
+	}
+	repairOpts := opts
+	repairOpts.Repair = true
+	s, err = Open(context.Background(), dir, repairOpts)
+	if err != nil {
+		t.Fatalf("Open with Repair: %v", err)
+	}
+	if s.Client("m0") != nil || s.Client("m29") == nil {
+		t.Errorf("after the repair: m0 %v, m29 %v; want only the records after the gap",
+			s.Client("m0") != nil, s.Client("m29") != nil)
+	}
+	n := len(s.Clients())
+	s = reopen(t, s, dir, opts)
+	if got := len(s.Clients()); got != n {
+		t.Errorf("an ordinary start after the repair holds %d clients, want %d", got, n)
 	}
 }
 
@@ -154,6 +244,10 @@ func TestLeftoversCleaned(t *testing.T) {
 	// wholly below the snapshot that was not removed yet.
 	tmp := filepath.Join(dir, snapshotName(999)+tmpSuffix)
 	os.WriteFile(tmp, []byte("partial"), 0o600)
+	// A segment whose creation was interrupted before its header was
+	// durable.
+	segTmp := filepath.Join(dir, segmentName(9999)+tmpSuffix)
+	os.WriteFile(segTmp, nil, 0o600)
 	old := filepath.Join(dir, segmentName(before[0]))
 	os.WriteFile(old, mustRead(t, filepath.Join(dir, segmentName(listing(t, dir).segments[0]))),
 		0o600)
@@ -162,7 +256,7 @@ func TestLeftoversCleaned(t *testing.T) {
 	if diff := cmp.Diff(want, stateOf(s)); diff != "" {
 		t.Errorf("state (-want +got):\n%s", diff)
 	}
-	for _, p := range []string{tmp, old} {
+	for _, p := range []string{tmp, segTmp, old} {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("leftover %s not removed (%v)", filepath.Base(p), err)
 		}

@@ -124,8 +124,11 @@ type Store struct {
 	fs   FS
 	dir  string
 	lock io.Closer
-	// readOnly loads a directory without changing it (Dump).
+	// readOnly loads a directory without changing it (OpenReadOnly).
 	readOnly bool
+	// snapshotNow makes Open write a snapshot before it returns: a repair
+	// dropped records missing from the log.
+	snapshotNow bool
 
 	// wmu serialises writers; it is taken before smu. head is the newest
 	// state, including writes whose log record is not durable yet; only
@@ -240,6 +243,13 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	go s.syncLoop()
 	s.startBackground()
+	if s.snapshotNow {
+		if err := s.Snapshot(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("opening registry %s: snapshotting the repaired state: %w",
+				dir, err)
+		}
+	}
 	return s, nil
 }
 

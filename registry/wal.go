@@ -3,6 +3,7 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -88,12 +89,20 @@ func (s *Store) syncSegment() error {
 }
 
 // createSegment creates the segment file whose first record will be
-// firstSeq, writes its header and makes it durable, including its directory
-// entry.
+// firstSeq, with its header, and makes it durable, including its directory
+// entry. The header is written to a temporary file that is fsynced before
+// being renamed into place, so a crash never leaves a segment without its
+// header: a segment whose header is cut short has been damaged since.
 func (s *Store) createSegment(firstSeq uint64, prevCRC uint32) (*segment, error) {
 	name := segmentName(firstSeq)
-	path := joinDir(s.dir, name)
-	f, err := s.fs.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, filePerm)
+	path, tmp := joinDir(s.dir, name), joinDir(s.dir, name+tmpSuffix)
+	if f, err := s.fs.OpenFile(path, os.O_RDONLY, 0); err == nil {
+		f.Close()
+		return nil, fmt.Errorf("creating segment %s: %w", name, fs.ErrExist)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("creating segment %s: %w", name, err)
+	}
+	f, err := s.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, filePerm)
 	if err != nil {
 		return nil, fmt.Errorf("creating segment %s: %w", name, err)
 	}
@@ -102,12 +111,20 @@ func (s *Store) createSegment(firstSeq uint64, prevCRC uint32) (*segment, error)
 	if err == nil {
 		err = f.Sync()
 	}
+	renamed := false
+	if err == nil {
+		err = s.fs.Rename(tmp, path)
+		renamed = err == nil
+	}
 	if err == nil {
 		err = s.fs.SyncDir(s.dir)
 	}
 	if err != nil {
 		f.Close()
-		s.fs.Remove(path)
+		s.fs.Remove(tmp)
+		if renamed {
+			s.fs.Remove(path)
+		}
 		return nil, fmt.Errorf("creating segment %s: %w", name, err)
 	}
 	return &segment{name: name, f: f, size: segHeaderSize, firstSeq: firstSeq}, nil

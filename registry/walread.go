@@ -33,12 +33,9 @@ func scanSegment(data []byte, wantFirst uint64, visit recordVisitor) segScan {
 	var sc segScan
 	h, err := parseSegHeader(data)
 	if err != nil {
-		head := data[:min(len(data), segHeaderSize)]
-		torn := len(data) < segHeaderSize || tornSignature(head, 0)
-		if _, ok := err.(*versionError); ok {
-			torn = false
-		}
-		sc.damage = &damage{off: 0, torn: torn, err: fmt.Errorf("segment header: %w", err)}
+		// Never torn: a segment gets its name only once its header is
+		// durable (createSegment), so its records may have been lost.
+		sc.damage = &damage{off: 0, err: fmt.Errorf("segment header: %w", err)}
 		return sc
 	}
 	sc.header = h
