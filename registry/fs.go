@@ -6,7 +6,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -89,12 +90,23 @@ func (OSFS) Lock(name string) (io.Closer, error) {
 	}
 	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 	if errors.Is(err, syscall.EWOULDBLOCK) {
+		holder := "another process"
+		if b, err := io.ReadAll(io.LimitReader(f, 32)); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+				holder = fmt.Sprintf("process %d", pid)
+			}
+		}
 		f.Close()
-		return nil, fmt.Errorf("%s: %w: another mcp-authz holds it", filepath.Dir(name), ErrLocked)
+		return nil, fmt.Errorf("%w: %s holds %s; stop it first (or, for `mcp-authz clients`, "+
+			"let it answer on its admin address)", ErrLocked, holder, name)
 	}
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("locking %s: %w", name, err)
+	}
+	// The holder's pid, for the message above; the lock itself is the flock.
+	if f.Truncate(0) == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return f, nil
 }

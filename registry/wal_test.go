@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -94,7 +96,9 @@ func TestLock(t *testing.T) {
 	if !errors.Is(err, ErrLocked) {
 		t.Fatalf("second Open = %v, want ErrLocked", err)
 	}
-	for _, want := range []string{dir, "another mcp-authz holds it"} {
+	lock := filepath.Join(dir, lockName)
+	holder := fmt.Sprintf("process %d holds %s", os.Getpid(), lock)
+	for _, want := range []string{holder, "stop it first"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
