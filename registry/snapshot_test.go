@@ -368,3 +368,53 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return bytes.Clone(b)
 }
+
+// TestFallbackWithGap damages the newest snapshot when the log after the
+// older one has lost its first segment: Open refuses, naming the damaged
+// snapshot, and a repair keeps the older snapshot and the log after the gap.
+func TestFallbackWithGap(t *testing.T) {
+	opts := Options{SegmentSize: 600, SnapshotRecords: -1, SnapshotBytes: -1}
+	s, dir := openTest(t, opts)
+	update(t, s, func(tx *Txn) error { return tx.PutClient(testClient("old")) })
+	snapshot(t, s)
+	for i := range 20 {
+		update(t, s, func(tx *Txn) error { return tx.PutClient(testClient(fmt.Sprint("g", i))) })
+	}
+	snapshot(t, s)
+	update(t, s, func(tx *Txn) error { return tx.PutClient(testClient("last")) })
+	s.Close()
+
+	l := listing(t, dir)
+	if len(l.snapshots) != 2 || len(l.segments) < 3 {
+		t.Fatalf("want 2 snapshots and several segments, got %+v", l)
+	}
+	newest := filepath.Join(dir, snapshotName(l.snapshots[1]))
+	flipByte(t, newest, 40)
+	for _, seq := range l.segments {
+		if seq <= l.snapshots[0]+1 {
+			os.Remove(filepath.Join(dir, segmentName(seq)))
+		}
+	}
+
+	_, err := Open(context.Background(), dir, opts)
+	var fe *FileError
+	if !errors.Is(err, ErrCorrupt) || !errors.As(err, &fe) || fe.Path != newest ||
+		!strings.Contains(err.Error(), "older snapshot covers") {
+		t.Fatalf("Open = %v, want a refusal naming %s", err, newest)
+	}
+	repairOpts := opts
+	repairOpts.Repair = true
+	s, err = Open(context.Background(), dir, repairOpts)
+	if err != nil {
+		t.Fatalf("Open with Repair: %v", err)
+	}
+	if s.Client("old") == nil || s.Client("last") == nil {
+		t.Errorf("after the repair: old %v, last %v; want both",
+			s.Client("old") != nil, s.Client("last") != nil)
+	}
+	n := len(s.Clients())
+	s = reopen(t, s, dir, opts)
+	if got := len(s.Clients()); got != n {
+		t.Errorf("an ordinary start after the repair holds %d clients, want %d", got, n)
+	}
+}
