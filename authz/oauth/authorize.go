@@ -49,6 +49,9 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if r.PostForm.Has("step") {
+			if !s.checkFormOrigin(w, r) {
+				return
+			}
 			s.handleStep(w, r)
 			return
 		}

@@ -450,7 +450,7 @@ func checkPageHeaders(t *testing.T, resp *http.Response) {
 	h := resp.Header
 	if h.Get("X-Frame-Options") != "DENY" ||
 		!strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors 'none'") ||
-		h.Get("Cache-Control") != "no-store" || h.Get("Referrer-Policy") != "no-referrer" {
+		h.Get("Cache-Control") != "no-store" || h.Get("Referrer-Policy") != "same-origin" {
 		t.Errorf("page headers %v", h)
 	}
 	if h.Get("Access-Control-Allow-Origin") != "" {

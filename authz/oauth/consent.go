@@ -170,12 +170,15 @@ func (s *Server) withdrawConsent(ctx context.Context, subject, clientID string) 
 }
 
 // checkConsentsForm reads a posted form of the consent pages and checks its
-// CSRF token against the browser binding (browser.go). On failure it
-// answers and returns false.
+// origin (origin.go) and its CSRF token against the browser binding
+// (browser.go). On failure it answers and returns false.
 func (s *Server) checkConsentsForm(w http.ResponseWriter, r *http.Request,
 	binding string) bool {
 	if e := parseFormBody(w, r); e != nil {
 		s.renderError(w, r, e)
+		return false
+	}
+	if !s.checkFormOrigin(w, r) {
 		return false
 	}
 	if !equalSecret(r.PostForm.Get("csrf"), consentsCSRF(binding)) {

@@ -21,15 +21,17 @@ const (
 	stepConsent = "consent"
 )
 
-// setPageHeaders forbids caching, framing, referrers and sniffing on every
-// authorization page and redirect.
+// setPageHeaders forbids caching, framing, sniffing and referrers to other
+// origins on every authorization page and redirect. The referrer policy is
+// same-origin, not no-referrer, so that the pages' own form posts carry
+// their Origin (origin.go).
 func setPageHeaders(h http.Header) {
 	noStore(h)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy",
 		"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "+
 			"frame-ancestors 'none'; base-uri 'none'")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Content-Type-Options", "nosniff")
 }
 

@@ -108,6 +108,7 @@ type Server struct {
 	issuer   string // exactly as configured
 	base     string // issuer URL without a trailing slash, for endpoints
 	basePath string // issuer path without a trailing slash ("" at the root)
+	origin   string // the issuer's web origin, for checkFormOrigin (origin.go)
 	secure   bool   // issuer is https: cookies get Secure and __Host-
 
 	routes   map[string]http.HandlerFunc
@@ -138,6 +139,10 @@ func NewServer(cfg Config, store *registry.Store, keys *authz.Keys, tokens *auth
 	if err != nil {
 		return nil, fmt.Errorf("parsing issuer %q: %w", cfg.Issuer, err)
 	}
+	origin, ok := webOrigin(iu.Scheme + "://" + iu.Host)
+	if !ok {
+		return nil, fmt.Errorf("issuer %q: no web origin", cfg.Issuer)
+	}
 	s := &Server{
 		cfg:      cfg,
 		store:    store,
@@ -148,6 +153,7 @@ func NewServer(cfg Config, store *registry.Store, keys *authz.Keys, tokens *auth
 		issuer:   cfg.Issuer,
 		base:     strings.TrimSuffix(cfg.Issuer, "/"),
 		basePath: strings.TrimSuffix(iu.EscapedPath(), "/"),
+		origin:   origin,
 		secure:   strings.EqualFold(iu.Scheme, "https"),
 		flows:    newFlowStore(),
 		policy:   newRegistrationPolicy(cfg.Registration),
