@@ -29,8 +29,9 @@ type authRequest struct {
 	redirectSent string // redirect_uri as sent; "" when it was left out
 	state        string
 	scope        []string
-	scopeSent    string // scope as sent
-	resource     string // the configured resource URL, the token's audience
+	scopeSent    string   // scope as sent
+	registered   []string // the scope the client registered, if any
+	resource     string   // the configured resource URL, the token's audience
 	challenge    string
 	prompt       string
 	kind         clientKind // where the client comes from (clients.go)
@@ -208,6 +209,7 @@ func (s *Server) parseAuthorize(ctx context.Context, q url.Values, devUse string
 	if e := rc.checkScope(req.scope); e != nil {
 		return req, nil, e
 	}
+	req.registered, _ = parseScope(c.Scope)
 	return req, nil, nil
 }
 
@@ -277,6 +279,19 @@ func (s *Server) requestedResource(vals []string) (string, *oauthError) {
 // requestedScope validates the scope parameter against the resource and
 // applies the default: the client's registered scope (within the resource's
 // scopes), else the resource's required scopes.
+//
+// A registered client may ask for scopes beyond the scope it registered, as
+// long as the resource offers them. RFC 7591 §2 has the registered scope
+// list what the client can use, but with open registration that list is the
+// client's own claim: whoever could ask for more could as well register
+// again with more, so refusing would bound nothing. And MCP clients answer a
+// 403 insufficient_scope by asking again for the union of the old and new
+// scopes without registering again; refusing would strand them. What bounds
+// the scope is the user's consent: a remembered consent covers only the
+// scopes allowed before, so a step-up shows the consent page again, which
+// lists every scope the code will carry and marks those beyond the
+// registration. Configured clients are bounded by the scopes the operator
+// gave them (rc.checkScope).
 func (s *Server) requestedScope(raw string, c *registry.Client, resourceURL string) ([]string,
 	*oauthError) {
 	res, _ := s.cfg.Resource(resourceURL)

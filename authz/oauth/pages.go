@@ -5,6 +5,7 @@ import (
 	"embed"
 	"html/template"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/mcp-authz/mcp-authz/authz/clientmeta"
@@ -48,6 +49,8 @@ type pageData struct {
 	RedirectHost string
 	Resource     string
 	Scopes       []string
+	// Unregistered marks the Scopes beyond the client's registered scope.
+	Unregistered map[string]bool
 	Subject      string
 	Username     string
 	Message      string
@@ -74,6 +77,16 @@ func (s *Server) pageFor(r *http.Request, req authRequest, hidden []hiddenField)
 		RedirectHost: redirectHost(req.redirectURI),
 		Resource:     req.resource,
 		Scopes:       req.scope,
+	}
+	if len(req.registered) > 0 {
+		for _, sc := range req.scope {
+			if !slices.Contains(req.registered, sc) {
+				if d.Unregistered == nil {
+					d.Unregistered = map[string]bool{}
+				}
+				d.Unregistered[sc] = true
+			}
+		}
 	}
 	s.describeClient(&d, req)
 	return d

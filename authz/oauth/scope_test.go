@@ -1,9 +1,13 @@
 package oauth
 
 import (
+	"html"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -114,4 +118,93 @@ func TestOriginResourceFlow(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("refresh: %d %v", resp.StatusCode, got)
 	}
+}
+
+var (
+	consentScopeRe = regexp.MustCompile(`<li><code>([^<]*)</code>`)
+	extraScopeRe   = regexp.MustCompile(`<li><code>([^<]*)</code> <em\s+class="extra">`)
+)
+
+// TestScopeBeyondRegistration follows a dynamically registered client that
+// registered "mcp:read mcp:write" and later steps up to mcp:admin without
+// registering again, as MCP clients do after a 403 insufficient_scope. The
+// step-up is allowed (see requestedScope), but not silently: the remembered
+// consent does not cover it, so the consent page comes back, lists every
+// scope the token will carry and marks the one beyond the registration.
+func TestScopeBeyondRegistration(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withResources(authz.Resource{URL: testResource,
+		Scopes:         []string{"mcp:read", "mcp:write", "mcp:admin"},
+		RequiredScopes: []string{"mcp:read"}}))
+	client := e.register(map[string]any{
+		"client_name": "Stepper", "redirect_uris": []string{webRedirect},
+		"token_endpoint_auth_method": "none", "scope": "mcp:read mcp:write",
+	})["client_id"].(string)
+	b := e.browser()
+
+	steps := []struct {
+		name, scope string
+		wantExtra   []string
+	}{
+		{"registered scopes", "mcp:read mcp:write", nil},
+		{"step-up", "mcp:read mcp:write mcp:admin", []string{"mcp:admin"}},
+	}
+	for i, st := range steps {
+		verifier, challenge := pkce()
+		params := authParams(client, webRedirect, challenge)
+		params.Set("scope", st.scope)
+		var resp *http.Response
+		if i == 0 {
+			resp = e.login(b, params)
+		} else {
+			resp = b.get(e.issuer + "/authorize?" + params.Encode())
+		}
+		page := readBody(t, resp)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(page, `value="allow"`) {
+			t.Fatalf("%s: status %d, want the consent page:\n%s", st.name, resp.StatusCode, page)
+		}
+		shown := submatches(consentScopeRe, page)
+		if diff := cmp.Diff(strings.Fields(st.scope), shown); diff != "" {
+			t.Errorf("%s: scopes on the page (-want +got):\n%s", st.name, diff)
+		}
+		if diff := cmp.Diff(st.wantExtra, submatches(extraScopeRe, page)); diff != "" {
+			t.Errorf("%s: scopes marked as beyond the registration (-want +got):\n%s",
+				st.name, diff)
+		}
+
+		action, f := parseForm(t, e.issuer, page)
+		f.Set("consent", "allow")
+		resp = b.post(action, f)
+		resp.Body.Close()
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusSeeOther || err != nil || loc.Query().Get("code") == "" {
+			t.Fatalf("%s: consent answered %d, Location %q", st.name, resp.StatusCode,
+				resp.Header.Get("Location"))
+		}
+		tresp, tok := e.token(url.Values{
+			"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
+			"code_verifier": {verifier}, "client_id": {client},
+			"redirect_uri": {webRedirect}, "resource": {testResource},
+		}, "", "")
+		if tresp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: token: %d %v", st.name, tresp.StatusCode, tok)
+		}
+		claims, _, err := e.tokens.Verify(tok["access_token"].(string), time.Now())
+		if err != nil {
+			t.Fatalf("%s: verifying the access token: %v", st.name, err)
+		}
+		// Every scope granted was on the page the user allowed.
+		if diff := cmp.Diff(shown, strings.Fields(claims.Scope)); diff != "" {
+			t.Errorf("%s: token scope against the page (-page +token):\n%s", st.name, diff)
+		}
+	}
+}
+
+// submatches returns the first group of every match of re in s.
+func submatches(re *regexp.Regexp, s string) []string {
+	var out []string
+	for _, m := range re.FindAllStringSubmatch(s, -1) {
+		out = append(out, html.UnescapeString(m[1]))
+	}
+	return out
 }
