@@ -20,8 +20,8 @@ import (
 //
 //   - Sec-Fetch-Site must be same-origin or none (a post the user started
 //     from the browser itself). same-site is refused too: a page on another
-//     port or subdomain of the issuer's site is not the issuer, and with a
-//     SameSite=Lax cookie it is the sibling an attacker would use.
+//     port or subdomain of the issuer's host is not the issuer, yet the
+//     SameSite=Lax session cookie goes along with its posts.
 //   - Origin must be the issuer's origin exactly: scheme, host and port,
 //     the scheme's default port left out, case ignored in scheme and host.
 //     "null" is refused, since a sandboxed frame or a data: URL sends it.
@@ -52,10 +52,14 @@ func (s *Server) checkFormOrigin(w http.ResponseWriter, r *http.Request) bool {
 	default:
 		return true
 	}
-	s.log.Warn("form post refused: sent from another origin",
-		"origin", clientmeta.Truncate(origin, 100),
+	args := []any{"origin", clientmeta.Truncate(origin, 100),
 		"sec_fetch_site", clientmeta.Truncate(site, 20), "issuer_origin", s.origin,
-		"path", clientmeta.Truncate(r.URL.Path, 100))
+		"path", clientmeta.Truncate(r.URL.Path, 100)}
+	if origin == "null" && site == "same-origin" {
+		args = append(args, "hint", "a Referrer-Policy of no-referrer set by a proxy "+
+			"makes browsers send Origin: null on the pages' own forms")
+	}
+	s.log.Warn("form post refused: sent from another origin", args...)
 	s.renderError(w, r, errCrossOriginForm)
 	return false
 }
