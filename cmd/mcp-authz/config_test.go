@@ -121,7 +121,7 @@ func TestLoadConfigErrors(t *testing.T) {
 func TestLogAttrsHoldNoSecret(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.AdminPassword = "very-secret-password"
-	for _, a := range cfg.logAttrs() {
+	for _, a := range cfg.logAttrs(false) {
 		if s, ok := a.(string); ok && strings.Contains(s, cfg.AdminPassword) {
 			t.Fatalf("startup attributes contain the admin password")
 		}

@@ -30,29 +30,46 @@ const housekeepInterval = 10 * time.Minute
 // shutdownGrace bounds how long in-flight requests get at shutdown.
 const shutdownGrace = 5 * time.Second
 
-// serve runs the authorization server until ctx is done.
+// serve runs the authorization server until ctx is done. Everything that
+// can be refused is refused before any state is written: the configuration
+// and the files it names are checked and every listener is bound before the
+// data directory is opened, and the admin user, whose generated password is
+// shown only once, is created last.
 func serve(ctx context.Context, args []string, getenv func(string) string,
 	logOut io.Writer) error {
 	var repair bool
 	cfg, rest, err := loadConfig(args, getenv, func(fs *flag.FlagSet) {
-		fs.BoolVar(&repair, "repair", false, "set damaged log data aside (copied "+
-			"under DATA_DIR/damaged/) and start with what verifies, instead of refusing")
+		repairFlag(fs, &repair)
 	})
 	if err != nil {
 		return err
 	}
 	if len(rest) > 0 {
-		return fmt.Errorf("serve: unexpected arguments %q", rest)
+		return fmt.Errorf("serve: unexpected arguments %q (a flag's value must follow it "+
+			"directly; boolean flags take --name=false)", rest)
+	}
+	if err := cfg.readFiles(); err != nil {
+		return err
 	}
 	logger, err := newLogger(cfg, logOut)
 	if err != nil {
 		return err
 	}
-	logger.Info("mcp-authz starting", cfg.logAttrs()...)
-	if !loopbackAddr(cfg.AdminAddr) {
-		logger.Warn("the admin API listens beyond loopback; it is protected only by "+
-			"the token in the data directory", "admin_addr", cfg.AdminAddr)
+	logger.Info("mcp-authz starting", cfg.logAttrs(repair)...)
+	for _, w := range cfg.warnings() {
+		logger.Warn(w)
 	}
+	if v := getenv(envPrefix + "REPAIR"); v != "" && !repair {
+		logger.Warn(envPrefix + "REPAIR is not read: repairing is decided per start, " +
+			"with the --repair flag")
+	}
+
+	lns, err := listenAll(cfg.listeners())
+	if err != nil {
+		return err
+	}
+	// Serving closes them too; closing twice is harmless.
+	defer closeAll(lns)
 
 	m := metrics.New()
 	store, err := registry.Open(ctx, cfg.DataDir, registry.Options{
@@ -76,7 +93,47 @@ func serve(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
-	return app.run(ctx)
+	if err := ensureAdmin(ctx, cfg, store, logger); err != nil {
+		return err
+	}
+	return app.run(ctx, lns)
+}
+
+// repairFlag adds serve's --repair flag. It has no environment variable or
+// YAML key: repairing is decided for one start, not kept in a deployment.
+func repairFlag(fs *flag.FlagSet, repair *bool) {
+	fs.BoolVar(repair, "repair", false, "set damaged log data aside (copied under "+
+		"DATA_DIR/damaged/) and start with what verifies, instead of refusing")
+}
+
+// ensureAdmin creates the user admin on the first start, showing its
+// generated password once, and says when MCP_AUTHZ_ADMIN_PASSWORD is not
+// used because users exist already.
+func ensureAdmin(ctx context.Context, cfg config, store *registry.Store,
+	logger *slog.Logger) error {
+	existed := len(store.Users()) > 0
+	password, err := oauth.EnsureAdmin(ctx, store, cfg.AdminPassword)
+	if err != nil {
+		return fmt.Errorf("creating the admin user: %w", err)
+	}
+	reset := "mcp-authz users set-password " + oauth.AdminUser
+	switch {
+	case password != "":
+		// Printed once, on the start that creates the user; only its bcrypt
+		// hash is stored.
+		logger.Warn("created user admin with a generated password; it is shown only "+
+			"this once (with the server stopped, "+reset+" sets another)",
+			"user", oauth.AdminUser, "password", password)
+	case existed && cfg.AdminPassword != "":
+		logger.Warn(envPrefix+"ADMIN_PASSWORD is ignored: it sets the password only "+
+			"when the first start creates the user admin, and users exist already; to "+
+			"change a password, stop the server and run "+reset,
+			"data_dir", cfg.DataDir)
+	case !existed:
+		logger.Info("created user admin with the password from "+envPrefix+
+			"ADMIN_PASSWORD", "user", oauth.AdminUser)
+	}
+	return nil
 }
 
 // app is the wired service: listeners and the handlers behind them.
@@ -104,7 +161,7 @@ func newApp(ctx context.Context, cfg config, store *registry.Store, m *metrics.M
 	}
 	tokens := authz.NewTokens(ac, keys)
 	decider := authz.NewDecider(ac, tokens, store, logger)
-	as, err := newAuthServer(ctx, cfg, store, keys, tokens, m, logger)
+	as, err := newAuthServer(cfg, store, keys, tokens, m, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -137,21 +194,10 @@ func newApp(ctx context.Context, cfg config, store *registry.Store, m *metrics.M
 	return a, nil
 }
 
-// newAuthServer creates the admin user on first start and the OAuth
-// authorization server with its metrics hooks.
-func newAuthServer(ctx context.Context, cfg config, store *registry.Store, keys *authz.Keys,
+// newAuthServer creates the OAuth authorization server with its metrics
+// hooks.
+func newAuthServer(cfg config, store *registry.Store, keys *authz.Keys,
 	tokens *authz.Tokens, m *metrics.Metrics, logger *slog.Logger) (*oauth.Server, error) {
-	password, err := oauth.EnsureAdmin(ctx, store, cfg.AdminPassword)
-	if err != nil {
-		return nil, fmt.Errorf("creating the admin user: %w", err)
-	}
-	if password != "" {
-		// Printed once, on the start that creates the user; only its bcrypt
-		// hash is stored.
-		logger.Warn("created user admin with a generated password; "+
-			"it is shown only this once", "user", "admin", "password", password)
-	}
-
 	oc, err := cfg.oauthConfig()
 	if err != nil {
 		return nil, err
@@ -191,21 +237,13 @@ func (a *app) readyz(w http.ResponseWriter, _ *http.Request) {
 	}
 }
 
-// run listens on every address, serves until ctx is done, then shuts down
+// run serves on the bound listeners until ctx is done, then shuts down
 // gracefully.
-func (a *app) run(ctx context.Context) error {
-	lns, err := listenAll(map[string]string{
-		"http": a.cfg.HTTPAddr, "grpc": a.cfg.GRPCAddr,
-		"admin": a.cfg.AdminAddr, "metrics": a.cfg.MetricsAddr,
-	})
-	if err != nil {
-		return err
-	}
-	err = admin.WriteEndpoint(a.cfg.DataDir, admin.Endpoint{
+func (a *app) run(ctx context.Context, lns map[string]net.Listener) error {
+	err := admin.WriteEndpoint(a.cfg.DataDir, admin.Endpoint{
 		URL: "http://" + lns["admin"].Addr().String(), Token: a.adminToken,
 	})
 	if err != nil {
-		closeAll(lns)
 		return err
 	}
 	defer func() {
@@ -241,26 +279,19 @@ func (a *app) run(ctx context.Context) error {
 // loopbackAddr reports whether a listen address binds loopback only.
 func loopbackAddr(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return err == nil && loopbackHost(host)
 }
 
-// listenAll opens every named listener, or none.
-func listenAll(addrs map[string]string) (map[string]net.Listener, error) {
+// listenAll opens every listener, by name, or none.
+func listenAll(ls []listener) (map[string]net.Listener, error) {
 	lns := map[string]net.Listener{}
-	for name, addr := range addrs {
-		ln, err := net.Listen("tcp", addr)
+	for _, l := range ls {
+		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
 			closeAll(lns)
-			return nil, fmt.Errorf("listening on %s address %q: %w", name, addr, err)
+			return nil, fmt.Errorf("listening on %s address %q: %w", l.name, l.addr, err)
 		}
-		lns[name] = ln
+		lns[l.name] = ln
 	}
 	return lns, nil
 }
@@ -284,9 +315,18 @@ func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationText}
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+// durationText writes durations as text like 10m0s in every log line,
+// rather than as nanoseconds in JSON.
+func durationText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
