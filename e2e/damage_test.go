@@ -147,3 +147,72 @@ func TestSecondProcessRefused(t *testing.T) {
 		t.Errorf("second process did not say %q:\n%s", holder, said)
 	}
 }
+
+// TestDamagedSnapshotWithRealBinary damages every snapshot of a stopped
+// server once compaction has removed the log they cover. The start is
+// refused, naming the snapshot and offset, and changes nothing, so the next
+// start says the same; --repair keeps the log after the snapshots, and the
+// start after it is an ordinary one.
+func TestDamagedSnapshotWithRealBinary(t *testing.T) {
+	p := newAuthzProc(t, "http://127.0.0.1:1/mcp", "--snapshot-records", "4")
+	var ids []string
+	for range 3 { // each start opens a new segment; the snapshots compact the older ones
+		p.start()
+		ids = registerN(t, p, 6)
+		p.stop()
+	}
+	if seg := segments(t, p.dataDir); filepath.Base(seg[0]) == "wal-0000000000000001.log" {
+		t.Fatalf("compaction kept the whole log: %v", seg)
+	}
+	snaps, _ := filepath.Glob(filepath.Join(p.dataDir, "snap-*.snap"))
+	if len(snaps) == 0 {
+		t.Fatal("no snapshot written")
+	}
+	for _, snap := range snaps {
+		data, err := os.ReadFile(snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data[len(data)/2] ^= 0x55
+		if err := os.WriteFile(snap, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	newest := filepath.Base(snaps[len(snaps)-1])
+	var first string
+	for try := range 2 {
+		said := p.startFails(t)
+		if !strings.Contains(said, newest) || !strings.Contains(said, "offset") ||
+			!strings.Contains(said, "--repair") {
+			t.Fatalf("refusal does not name %s, the offset and --repair:\n%s", newest, said)
+		}
+		line := said[strings.LastIndex(said, "mcp-authz:"):]
+		if try == 0 {
+			first = line
+		} else if line != first {
+			t.Errorf("the second start says\n%s\nthe first said\n%s", line, first)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(p.dataDir, "damaged")); !os.IsNotExist(err) {
+		t.Errorf("a refused start set files aside: %v", err)
+	}
+	if out, err := p.cli(t.Context(), "data", "verify", p.dataDir); err == nil {
+		t.Errorf("data verify passed damaged snapshots:\n%s", out)
+	}
+
+	p.args = append(p.args, "--repair")
+	p.start()
+	if !strings.Contains(p.logText(), "first_missing") {
+		t.Errorf("the repair did not say which records it dropped:\n%s", p.logText())
+	}
+	requireClients(t, p, ids[len(ids)-1:]) // the last run's log is kept
+	p.stop()
+	p.args = p.args[:len(p.args)-1]
+	p.start()
+	requireClients(t, p, ids[len(ids)-1:])
+	p.stop()
+	if out, err := p.cli(t.Context(), "data", "verify", p.dataDir); err != nil {
+		t.Errorf("data verify after the repair: %v\n%s", err, out)
+	}
+}
