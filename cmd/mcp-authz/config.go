@@ -863,7 +863,7 @@ func describeType(t reflect.Type) string {
 	case t.Kind() == reflect.String:
 		return "a single value"
 	case t.Kind() == reflect.Slice || t.Kind() == reflect.Array:
-		return "a list of " + strings.TrimPrefix(describeType(t.Elem()), "a ")
+		return "a list such as [a, b]"
 	}
 	return "a mapping of keys"
 }
