@@ -133,7 +133,8 @@ func TestLoadConfigErrors(t *testing.T) {
 	}{
 		{"unknown file key", []string{"--config", bad}, nil, "no_such_key"},
 		{"missing file", []string{"--config", filepath.Join(dir, "nope")}, nil, "reading config"},
-		{"bad duration env", nil, map[string]string{"MCP_AUTHZ_CODE_TTL": "soon"}, "MCP_AUTHZ_CODE_TTL"},
+		{"bad duration env", nil, map[string]string{"MCP_AUTHZ_CODE_TTL": "soon"},
+			"MCP_AUTHZ_CODE_TTL"},
 		{"bad log format", []string{"--log-format", "xml"}, nil, "log format"},
 		{"zero snapshot records", nil, map[string]string{"MCP_AUTHZ_SNAPSHOT_RECORDS": "0"},
 			"MCP_AUTHZ_SNAPSHOT_RECORDS"},
