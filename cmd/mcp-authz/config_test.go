@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -510,6 +511,21 @@ func TestLimitsEchoedAsWritten(t *testing.T) {
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+// TestREADMEConfigTable checks that the README's table names each setting
+// with its flag, variable and YAML key, as the help does.
+func TestREADMEConfigTable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range settings {
+		row := fmt.Sprintf("| `--%s` | `%s` | `%s`", s.name, envName(s.name), s.key)
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README has no row starting %s", row)
 		}
 	}
 }
