@@ -193,3 +193,34 @@ func requirePassword(t *testing.T, dataDir, user, password string) {
 		t.Errorf("the password of %s is not %q", user, password)
 	}
 }
+
+// TestServeCreatesAdminLast checks that what only the authorization server
+// can find wrong (here a pre-registered client's missing secret file), found
+// after the data directory is opened, still stops the start before the user
+// admin and its one-time password exist.
+func TestServeCreatesAdminLast(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	err := os.WriteFile(file, []byte("clients:\n  - id: a\n    secret_file: "+
+		filepath.Join(dir, "missing")+"\n    redirect_uris: [https://a.example/cb]\n"), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(dir, "data")
+	r := runLine(t, nil, "", serveArgs(dataDir, "--config", file)...)
+	if r.err == nil || !strings.Contains(r.err.Error(), "secret") {
+		t.Fatalf("serve = %v, want the secret file named", r.err)
+	}
+	if strings.Contains(r.stderr, "password=") {
+		t.Errorf("the refused start showed a password:\n%s", r.stderr)
+	}
+	store, err := registry.OpenReadOnly(t.Context(), dataDir, registry.Options{
+		Logger: discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if users := store.Users(); len(users) != 0 {
+		t.Errorf("the refused start created %d user(s)", len(users))
+	}
+}
