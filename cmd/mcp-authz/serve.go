@@ -30,11 +30,15 @@ const housekeepInterval = 10 * time.Minute
 // shutdownGrace bounds how long in-flight requests get at shutdown.
 const shutdownGrace = 5 * time.Second
 
-// serve runs the authorization server until ctx is done. Everything that
-// can be refused is refused before any state is written: the configuration
-// and the files it names are checked and every listener is bound before the
+// serve runs the authorization server until ctx is done. The configuration
+// and the tokens file are checked and every listener is bound before the
 // data directory is opened, and the admin user, whose generated password is
 // shown only once, is created last.
+//
+// What only oauth.NewServer checks (pre-registered clients' secrets, seeded
+// metadata documents) is found after the registry is opened, which may by
+// then hold a new signing key. An exported oauth check that needs no store
+// would let it move before the open.
 func serve(ctx context.Context, args []string, getenv func(string) string,
 	logOut io.Writer) error {
 	var repair bool
