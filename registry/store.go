@@ -274,8 +274,12 @@ func OpenReadOnly(ctx context.Context, dir string, opts Options) (*Store, error)
 	return s, nil
 }
 
-// checkRegistryDir returns an error wrapping ErrNoRegistry unless dir holds
-// a snapshot or a log segment.
+// CheckDir returns an error wrapping ErrNoRegistry unless dir holds a
+// snapshot or a log segment. It reads only the directory's listing, so a
+// command can refuse a mistyped path before it does anything else.
+func CheckDir(dir string) error { return checkRegistryDir(OSFS{}, dir) }
+
+// checkRegistryDir is CheckDir on fsys.
 func checkRegistryDir(fsys FS, dir string) error {
 	l, err := listDir(fsys, dir)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -122,29 +122,12 @@ func openForWrite(ctx context.Context, dir string, logger *slog.Logger) (*regist
 	return registry.Open(ctx, dir, registry.Options{Logger: logger})
 }
 
-// checkRegistryDir fails unless dir holds a log segment or a snapshot, named
-// as the registry package documents its files. It reads only the listing.
-//
-// It is here because the registry exports no such check short of
-// registry.OpenReadOnly, which would load all of the registry first.
+// checkRegistryDir fails unless dir holds a registry, saying where dir is.
 func checkRegistryDir(dir string) error {
-	entries, err := os.ReadDir(dir)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return registryError(dir, fmt.Errorf("%s does not exist: %w", dir,
-			registry.ErrNoRegistry))
-	case err != nil:
-		return fmt.Errorf("reading data directory: %w", err)
+	if err := registry.CheckDir(dir); err != nil {
+		return registryError(dir, err)
 	}
-	for _, e := range entries {
-		n := e.Name()
-		if strings.HasPrefix(n, "wal-") && strings.HasSuffix(n, ".log") ||
-			strings.HasPrefix(n, "snap-") && strings.HasSuffix(n, ".snap") {
-			return nil
-		}
-	}
-	return registryError(dir, fmt.Errorf("%s holds no snapshot and no log segment: %w",
-		dir, registry.ErrNoRegistry))
+	return nil
 }
 
 // registryError adds to an error that wraps registry.ErrNoRegistry where the
