@@ -106,8 +106,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string,
 // repairFlag adds serve's --repair flag. It has no environment variable or
 // YAML key: repairing is decided for one start, not kept in a deployment.
 func repairFlag(fs *flag.FlagSet, repair *bool) {
-	fs.BoolVar(repair, "repair", false, "set damaged log data aside (copied under "+
-		"DATA_DIR/damaged/) and start with what verifies, instead of refusing")
+	fs.BoolVar(repair, "repair", false, "set damaged log data and snapshots aside (under "+
+		"DATA_DIR/damaged/) and start with what verifies, logging what was dropped, "+
+		"instead of refusing")
 }
 
 // ensureAdmin creates the user admin on the first start, showing its
