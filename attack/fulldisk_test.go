@@ -1,17 +1,16 @@
 package attack_test
 
 import (
-	"bytes"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -45,24 +44,6 @@ func (f faultyFile) Write(p []byte) (int, error) {
 	return f.File.Write(p)
 }
 
-// lockedBuffer collects log output from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestUnwritableDisk runs the whole stack on a disk that turns full, then
 // read-only: writes answer 503 temporarily_unavailable in the OAuth shape and
 // change nothing, decisions for existing tokens go on, the registry says so
@@ -72,7 +53,7 @@ func TestUnwritableDisk(t *testing.T) {
 		t.Run(errno.Error(), func(t *testing.T) {
 			var fault atomic.Value
 			fault.Store(syscall.Errno(0))
-			var logs lockedBuffer
+			var logs syncbuf.Buffer
 			e := newEnvOptions(t, registry.Options{
 				FS:     faultyDisk{errno: &fault},
 				Logger: slog.New(slog.NewTextHandler(&logs, nil)),

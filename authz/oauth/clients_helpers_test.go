@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"fmt"
@@ -17,46 +16,18 @@ import (
 
 	"github.com/mcp-authz/mcp-authz/authz"
 	"github.com/mcp-authz/mcp-authz/authz/cimd"
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
 )
 
-// logBuffer is a concurrency-safe buffer for a text log handler.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines returns the logged lines that contain every one of subs.
-func (b *logBuffer) lines(subs ...string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for l := range strings.SplitSeq(b.buf.String(), "\n") {
-		match := l != ""
-		for _, s := range subs {
-			match = match && strings.Contains(l, s)
-		}
-		if match {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // captureLogs returns a text logger at info level writing into a buffer.
-func captureLogs() (*slog.Logger, *logBuffer) {
-	b := &logBuffer{}
+func captureLogs() (*slog.Logger, *syncbuf.Buffer) {
+	b := &syncbuf.Buffer{}
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelInfo})), b
 }
 
 // logServer makes e's server log into a buffer, the way NewServer would
 // have installed the logger (with the development mode handler when on).
-func (e *testEnv) logServer() *logBuffer {
+func (e *testEnv) logServer() *syncbuf.Buffer {
 	l, b := captureLogs()
 	if e.srv.clients.dev {
 		l = slog.New(&devModeHandler{inner: l.Handler(), isDev: e.srv.isDevClient})

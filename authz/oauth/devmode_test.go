@@ -61,15 +61,15 @@ func TestDevModeAnnounced(t *testing.T) {
 	if _, err := NewServer(cfg, e.store, e.srv.keys, e.tokens, logger); err != nil {
 		t.Fatal(err)
 	}
-	if len(logs.lines("level=WARN", "development mode is on", "dev_mode=true")) != 1 {
-		t.Errorf("no announcement:\n%s", strings.Join(logs.lines(), "\n"))
+	if len(logs.Lines("level=WARN", "development mode is on", "dev_mode=true")) != 1 {
+		t.Errorf("no announcement:\n%s", strings.Join(logs.Lines(), "\n"))
 	}
 	cfg.DevMode = false
 	logger, logs = captureLogs()
 	if _, err := NewServer(cfg, e.store, e.srv.keys, e.tokens, logger); err != nil {
 		t.Fatal(err)
 	}
-	if got := logs.lines("dev_mode"); len(got) != 0 {
+	if got := logs.Lines("dev_mode"); len(got) != 0 {
 		t.Errorf("dev mode mentioned while off: %q", got)
 	}
 }
@@ -112,10 +112,10 @@ func TestDevModeFlow(t *testing.T) {
 			t.Errorf("no use counted at %s", where)
 		}
 	}
-	about := logs.lines("client_id=" + id)
+	about := logs.Lines("client_id=" + id)
 	for _, want := range []string{"authorization code issued", "tokens issued",
 		"unregistered client accepted", "passes the decision"} {
-		if len(logs.lines("client_id="+id, want)) == 0 {
+		if len(logs.Lines("client_id="+id, want)) == 0 {
 			t.Errorf("no %q line:\n%s", want, strings.Join(about, "\n"))
 		}
 	}

@@ -333,7 +333,7 @@ func TestForwardedForWarning(t *testing.T) {
 				e.srv.ServeHTTP(httptest.NewRecorder(), r)
 			}
 			peer := netip.MustParseAddrPort(tt.peer).Addr().String()
-			got := logs.lines("X-Forwarded-For ignored")
+			got := logs.Lines("X-Forwarded-For ignored")
 			switch {
 			case !tt.wantWarn && len(got) != 0:
 				t.Errorf("warned: %q", got)
@@ -360,7 +360,7 @@ func TestForwardedForWarningBounded(t *testing.T) {
 		r.Header.Set("X-Forwarded-For", "203.0.113.7")
 		e.srv.ServeHTTP(httptest.NewRecorder(), r)
 	}
-	if got := len(logs.lines("X-Forwarded-For ignored")); got != maxForwardWarnings {
+	if got := len(logs.Lines("X-Forwarded-For ignored")); got != maxForwardWarnings {
 		t.Errorf("%d warnings, want %d", got, maxForwardWarnings)
 	}
 }

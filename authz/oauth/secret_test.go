@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mcp-authz/mcp-authz/authz"
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
 )
 
 func TestFingerprint(t *testing.T) {
@@ -36,7 +37,7 @@ func TestFingerprintMatchesDecision(t *testing.T) {
 	client := e.publicClient(webRedirect)
 	at := e.codeTokens(client, webRedirect)["access_token"].(string)
 
-	decBuf := &logBuffer{}
+	decBuf := &syncbuf.Buffer{}
 	dl := slog.New(slog.NewTextHandler(decBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	d := authz.NewDecider(e.srv.cfg.Config, e.tokens, e.store, dl)
 	d.SetClientLookup(e.srv)
@@ -45,7 +46,7 @@ func TestFingerprintMatchesDecision(t *testing.T) {
 
 	fp := regexp.MustCompile(`token_fp=([0-9a-f]+)`)
 	var got []string
-	for _, lines := range [][]string{decBuf.lines("token_fp="), logs.lines("token revoked")} {
+	for _, lines := range [][]string{decBuf.Lines("token_fp="), logs.Lines("token revoked")} {
 		if len(lines) != 1 {
 			t.Fatalf("want one line with a token fingerprint, got %q", lines)
 		}

@@ -213,8 +213,8 @@ func TestConfiguredClientWinsOverDynamic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(logs.lines("level=WARN", "client_id=shared", "configured client wins")) != 1 {
-		t.Errorf("no warning about the shadowed registration:\n%s", logs.lines())
+	if len(logs.Lines("level=WARN", "client_id=shared", "configured client wins")) != 1 {
+		t.Errorf("no warning about the shadowed registration:\n%s", logs.Lines())
 	}
 	rc, oe := srv.resolveClient(t.Context(), "shared", "")
 	if oe != nil || rc.kind != kindStatic || rc.Name != "Configured" {

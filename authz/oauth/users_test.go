@@ -148,12 +148,12 @@ func TestFailedLoginLogsNoTypedSecret(t *testing.T) {
 			}
 
 			for _, msg := range []string{"login failed", "sign-in locked"} {
-				if len(logs.lines(msg, tt.wantAttr)) == 0 {
-					t.Errorf("no %q line with %s:\n%s", msg, tt.wantAttr, logs.lines(msg))
+				if len(logs.Lines(msg, tt.wantAttr)) == 0 {
+					t.Errorf("no %q line with %s:\n%s", msg, tt.wantAttr, logs.Lines(msg))
 				}
 			}
 			if tt.typed != testUser {
-				if got := logs.lines(tt.typed); len(got) != 0 {
+				if got := logs.Lines(tt.typed); len(got) != 0 {
 					t.Errorf("the typed user name reached the log:\n%s", got)
 				}
 			}

@@ -1,32 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer that a running command and the test may use
-// at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // result is what a command line did.
 type result struct {
@@ -41,7 +22,7 @@ func runLine(t *testing.T, env map[string]string, stdin string, args ...string) 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	err := run(ctx, args, func(k string) string { return env[k] }, strings.NewReader(stdin),
 		&stdout, &stderr)
 	return result{stdout: stdout.String(), stderr: stderr.String(), err: err}

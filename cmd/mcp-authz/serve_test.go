@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/mcp-authz/mcp-authz/authz/oauth"
+	"github.com/mcp-authz/mcp-authz/internal/syncbuf"
 	"github.com/mcp-authz/mcp-authz/registry"
 )
 
@@ -99,15 +100,15 @@ func TestServeRefusesBeforeAnyState(t *testing.T) {
 
 // startServe runs serve in process until it is ready and returns its log
 // and a function that stops it and returns its error.
-func startServe(t *testing.T, env map[string]string, args ...string) (*syncBuffer,
+func startServe(t *testing.T, env map[string]string, args ...string) (*syncbuf.Buffer,
 	func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, args, func(k string) string { return env[k] },
-			strings.NewReader(""), &syncBuffer{}, logs)
+			strings.NewReader(""), &syncbuf.Buffer{}, logs)
 	}()
 	stop := func() error {
 		cancel()
