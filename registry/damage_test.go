@@ -322,3 +322,43 @@ func TestRepairSetsAsideLaterSegments(t *testing.T) {
 		t.Errorf("damaged/ holds %d files, want %d", len(aside), len(segs))
 	}
 }
+
+// TestRepairStraySegment puts a segment whose header names another
+// sequence than its file name after the log. The repair sets it aside and
+// the log goes on from where it really ended: writes after the repair
+// survive the next ordinary start.
+func TestRepairStraySegment(t *testing.T) {
+	opts := Options{SnapshotRecords: 3}
+	s, dir := openTest(t, opts)
+	for i := range 6 {
+		update(t, s, func(tx *Txn) error { return tx.PutClient(testClient(fmt.Sprint("b", i))) })
+	}
+	// A second run without snapshots: the log goes on past the newest one.
+	s = reopen(t, s, dir, Options{SnapshotRecords: -1, SnapshotBytes: -1})
+	for i := range 6 {
+		update(t, s, func(tx *Txn) error { return tx.PutClient(testClient(fmt.Sprint("c", i))) })
+	}
+	s.Close()
+	stray := filepath.Join(dir, segmentName(0xff))
+	h := segHeader{version: walVersion, firstSeq: 1}
+	if err := os.WriteFile(stray, h.append(nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(context.Background(), dir, opts); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Open = %v, want a refusal of the stray segment", err)
+	}
+	repairOpts := opts
+	repairOpts.Repair = true
+	s, err := Open(context.Background(), dir, repairOpts)
+	if err != nil {
+		t.Fatalf("Open with Repair: %v", err)
+	}
+	for i := range 7 {
+		update(t, s, func(tx *Txn) error { return tx.PutClient(testClient(fmt.Sprint("a", i))) })
+	}
+	want := stateOf(s)
+	s = reopen(t, s, dir, opts)
+	if diff := cmp.Diff(want, stateOf(s)); diff != "" {
+		t.Errorf("state after an ordinary start (-want +got):\n%s", diff)
+	}
+}

@@ -38,13 +38,14 @@ func scanSegment(data []byte, wantFirst uint64, visit recordVisitor) segScan {
 		sc.damage = &damage{off: 0, err: fmt.Errorf("segment header: %w", err)}
 		return sc
 	}
-	sc.header = h
-	sc.end, sc.lastSeq, sc.lastCRC = segHeaderSize, h.firstSeq-1, h.prevCRC
 	if h.firstSeq != wantFirst {
+		// Nothing of it counts, not even its header's position.
 		sc.damage = &damage{off: 16, err: fmt.Errorf(
 			"segment header names sequence %d, file name %d: %w", h.firstSeq, wantFirst, ErrCorrupt)}
 		return sc
 	}
+	sc.header = h
+	sc.end, sc.lastSeq, sc.lastCRC = segHeaderSize, h.firstSeq-1, h.prevCRC
 	for sc.end < int64(len(data)) {
 		size, d := checkRecord(data, sc.end, sc.lastSeq+1, sc.lastCRC, visit)
 		if d != nil {
