@@ -164,6 +164,17 @@ func (s *Store) writeSnapshot(st layers, info snapInfo, done <-chan struct{},
 	if err != nil {
 		return 0, err
 	}
+	// A file of that name was not loaded, or the snapshot would have been
+	// skipped as unchanged: keep it aside rather than replace it.
+	if old, err := s.fs.OpenFile(final, os.O_RDONLY, 0); err == nil {
+		old.Close()
+		dst, err := moveAside(s.fs, s.dir, snapshotName(info.seq))
+		if err != nil {
+			return 0, err
+		}
+		s.log.Warn("moved aside a snapshot file in the way of a new one", "file", final,
+			"to", dst)
+	}
 	if err := s.fs.Rename(tmp, final); err != nil {
 		return 0, err
 	}

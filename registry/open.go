@@ -114,6 +114,13 @@ func (s *Store) loadNewestSnapshot(snaps []uint64) (snapLoad, error) {
 	for i := len(snaps) - 1; i >= 0; i-- {
 		name := snapshotName(snaps[i])
 		b, info, err := readSnapshot(s.fs, joinDir(s.dir, name))
+		if err == nil && info.seq != snaps[i] {
+			// Compaction goes by file names: a misnamed snapshot would
+			// make it remove log that is still needed.
+			err = &FileError{Path: joinDir(s.dir, name), Offset: 16, Err: fmt.Errorf(
+				"snapshot header names sequence %d, file name %d: %w", info.seq, snaps[i],
+				ErrCorrupt)}
+		}
 		if err == nil {
 			if len(sl.damaged) > 0 {
 				s.log.Warn("using an older snapshot", "file", name, "seq", info.seq)
