@@ -47,6 +47,18 @@ func parseSeqName(name, prefix, suffix string) (uint64, bool) {
 	return n, err == nil
 }
 
+// isOwnTemp reports whether name is the temporary name of a snapshot or a
+// segment being created; other files are never removed.
+func isOwnTemp(name string) bool {
+	base, ok := strings.CutSuffix(name, tmpSuffix)
+	if !ok {
+		return false
+	}
+	_, seg := parseSeqName(base, walPrefix, walSuffix)
+	_, snap := parseSeqName(base, snapPrefix, snapSuffix)
+	return seg || snap
+}
+
 // dirListing is what a data directory holds, by kind, sorted by sequence.
 type dirListing struct {
 	segments  []uint64 // first sequence of each segment
@@ -66,7 +78,7 @@ func listDir(fsys FS, dir string) (dirListing, error) {
 			l.segments = append(l.segments, seq)
 		} else if seq, ok := parseSeqName(name, snapPrefix, snapSuffix); ok {
 			l.snapshots = append(l.snapshots, seq)
-		} else if strings.HasSuffix(name, tmpSuffix) {
+		} else if isOwnTemp(name) {
 			l.temps = append(l.temps, name)
 		}
 	}

@@ -248,6 +248,9 @@ func TestLeftoversCleaned(t *testing.T) {
 	// durable.
 	segTmp := filepath.Join(dir, segmentName(9999)+tmpSuffix)
 	os.WriteFile(segTmp, nil, 0o600)
+	// Someone else's file is left alone.
+	notes := filepath.Join(dir, "notes.tmp")
+	os.WriteFile(notes, []byte("mine"), 0o600)
 	old := filepath.Join(dir, segmentName(before[0]))
 	os.WriteFile(old, mustRead(t, filepath.Join(dir, segmentName(listing(t, dir).segments[0]))),
 		0o600)
@@ -260,6 +263,9 @@ func TestLeftoversCleaned(t *testing.T) {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("leftover %s not removed (%v)", filepath.Base(p), err)
 		}
+	}
+	if _, err := os.Stat(notes); err != nil {
+		t.Errorf("a file that is not the registry's was removed: %v", err)
 	}
 }
 
