@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 )
@@ -84,6 +85,8 @@ func verify(fsys FS, dir string) (Report, error) {
 		})
 		var fe *FileError
 		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue // removed by a live store's compaction since the listing
 		case errors.As(err, &fe):
 			problem(name, fe.Offset, fe.Err, false)
 		case err != nil:
@@ -103,6 +106,9 @@ func verify(fsys FS, dir string) (Report, error) {
 	for i, first := range l.segments {
 		name := segmentName(first)
 		data, err := readFile(fsys, joinDir(dir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed by a live store's compaction since the listing
+		}
 		if err != nil {
 			return rep, err
 		}
@@ -132,7 +138,33 @@ func verify(fsys FS, dir string) (Report, error) {
 		problem(segmentName(l.segments[0]), 0, fmt.Errorf(
 			"no snapshot and the log starts at %d: %w", l.segments[0], ErrCorrupt), false)
 	}
+	rep.checkLoad(fsys, dir)
 	return rep, nil
+}
+
+// checkLoad loads dir as Open would, without changing it, and reports why
+// Open would refuse it unless a problem at the same place says so already:
+// a snapshot that does not match the log, or records that neither a
+// snapshot nor the log holds.
+func (rep *Report) checkLoad(fsys FS, dir string) {
+	discard := slog.New(slog.DiscardHandler)
+	s := &Store{opts: Options{Logger: discard}.withDefaults(), fs: fsys, dir: dir,
+		readOnly: true, log: discard}
+	err := s.load(context.Background())
+	if err == nil || errors.Is(err, fs.ErrNotExist) { // a live store compacted
+		return
+	}
+	p := Problem{File: dir, Error: err.Error()}
+	var fe *FileError
+	if errors.As(err, &fe) {
+		p = Problem{File: fe.Path, Offset: fe.Offset, Error: fe.Err.Error()}
+	}
+	for _, q := range rep.Problems {
+		if q.File == p.File && q.Offset == p.Offset && !q.Torn {
+			return
+		}
+	}
+	rep.Problems = append(rep.Problems, p)
 }
 
 // checkBatch decodes every entry of a batch payload.

@@ -213,6 +213,9 @@ func TestMissingSegments(t *testing.T) {
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("Open = %v, want a refusal saying %q", err, want)
 	}
+	if rep, err := Verify(dir); err != nil || rep.OK() {
+		t.Errorf("Verify = %+v, %v; want the problem that stops Open", rep.Problems, err)
+	}
 	repairOpts := opts
 	repairOpts.Repair = true
 	s, err = Open(context.Background(), dir, repairOpts)
@@ -460,5 +463,41 @@ func TestMisnamedSnapshot(t *testing.T) {
 	s = reopen(t, s, dir, opts)
 	if diff := cmp.Diff(want, stateOf(s)); diff != "" {
 		t.Errorf("state after an ordinary start (-want +got):\n%s", diff)
+	}
+}
+
+// TestVerifyAgreesWithOpen removes the segment that continues the only
+// snapshot: Verify must report what Open refuses, not only that the
+// snapshot cannot serve as a fallback.
+func TestVerifyAgreesWithOpen(t *testing.T) {
+	opts := Options{SegmentSize: 600, SnapshotRecords: -1, SnapshotBytes: -1}
+	s, dir := openTest(t, opts)
+	update(t, s, testFixture().putAll)
+	snapshot(t, s)
+	for i := range 30 {
+		update(t, s, func(tx *Txn) error { return tx.PutClient(testClient(fmt.Sprint("v", i))) })
+	}
+	s.Close()
+	l := listing(t, dir)
+	for _, seq := range l.segments {
+		if seq <= l.snapshots[0]+1 {
+			os.Remove(filepath.Join(dir, segmentName(seq)))
+		}
+	}
+	_, openErr := Open(context.Background(), dir, opts)
+	var fe *FileError
+	if !errors.As(openErr, &fe) {
+		t.Fatalf("Open = %v, want a refusal naming a file", openErr)
+	}
+	rep, err := Verify(dir)
+	if err != nil || rep.OK() {
+		t.Fatalf("Verify = %+v, %v; want the problem that stops Open", rep.Problems, err)
+	}
+	found := false
+	for _, p := range rep.Problems {
+		found = found || (p.File == fe.Path && p.Offset == fe.Offset && !p.Torn)
+	}
+	if !found {
+		t.Errorf("Verify reports %+v, not Open's %v", rep.Problems, openErr)
 	}
 }

@@ -40,8 +40,10 @@ func data(ctx context.Context, args []string, getenv func(string) string,
 		}
 		switch {
 		case !rep.OK():
-			return fmt.Errorf("verifying %s: %d problem(s) would stop the server from "+
-				"starting; see above, or start with --repair", dir, len(rep.Problems))
+			return fmt.Errorf("verifying %s: %d problem(s), see above. The server refuses to "+
+				"start on damage it needs (and passes over a damaged older snapshot or the "+
+				"log only it needs); serve --repair sets damage aside and keeps what verifies",
+				dir, len(rep.Problems))
 		case len(rep.Problems) > 0:
 			return fmt.Errorf("verifying %s: the log ends in a torn write (or a leftover "+
 				"of an interrupted snapshot); the next start cuts it off, losing only what "+
