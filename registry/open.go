@@ -72,7 +72,9 @@ func (s *Store) load(ctx context.Context) error {
 	}
 	// A repair that dropped missing records snapshots the state at once, so
 	// that the next start does not meet the gap again.
-	s.snapshotNow = from != sl.info
+	if from != sl.info {
+		s.gapEnd = from.seq
+	}
 
 	if err := s.openLog(r); err != nil {
 		return err

@@ -426,6 +426,10 @@ func TestFallbackWithGap(t *testing.T) {
 	if got := len(s.Clients()); got != n {
 		t.Errorf("an ordinary start after the repair holds %d clients, want %d", got, n)
 	}
+	s.Close()
+	if rep, err := Verify(dir); err != nil || len(rep.Problems) != 0 {
+		t.Errorf("Verify after the repair: %v %+v", err, rep.Problems)
+	}
 }
 
 // TestMisnamedSnapshot copies a snapshot under a newer name. Open passes

@@ -126,9 +126,10 @@ type Store struct {
 	lock io.Closer
 	// readOnly loads a directory without changing it (OpenReadOnly).
 	readOnly bool
-	// snapshotNow makes Open write a snapshot before it returns: a repair
-	// dropped records missing from the log.
-	snapshotNow bool
+	// gapEnd, when not zero, is the last record a repair dropped because
+	// the log lacked it: Open then writes a snapshot before it returns and
+	// sets aside the older ones, which the log no longer continues.
+	gapEnd uint64
 
 	// wmu serialises writers; it is taken before smu. head is the newest
 	// state, including writes whose log record is not durable yet; only
@@ -243,14 +244,39 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	go s.syncLoop()
 	s.startBackground()
-	if s.snapshotNow {
-		if err := s.Snapshot(ctx); err != nil {
+	if s.gapEnd > 0 {
+		if err := s.snapshotAfterGap(ctx); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("opening registry %s: snapshotting the repaired state: %w",
 				dir, err)
 		}
 	}
 	return s, nil
+}
+
+// snapshotAfterGap snapshots the state a repair kept, then moves to
+// damaged/ the snapshots older than the records it dropped: the log after
+// them has a gap, so they can no longer serve as a fallback.
+func (s *Store) snapshotAfterGap(ctx context.Context) error {
+	if err := s.Snapshot(ctx); err != nil {
+		return err
+	}
+	l, err := listDir(s.fs, s.dir)
+	if err != nil {
+		return err
+	}
+	for _, seq := range l.snapshots {
+		if seq >= s.gapEnd {
+			continue
+		}
+		dst, err := moveAside(s.fs, s.dir, snapshotName(seq))
+		if err != nil {
+			return err
+		}
+		s.log.Warn("repair: moved aside a snapshot the log no longer continues",
+			"file", snapshotName(seq), "to", dst)
+	}
+	return s.fs.SyncDir(s.dir)
 }
 
 // OpenReadOnly loads the data directory dir without changing it and without
