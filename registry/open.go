@@ -1,10 +1,12 @@
 package registry
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/hashicorp/go-memdb"
 )
@@ -41,20 +43,48 @@ func (s *Store) load(ctx context.Context) error {
 		}
 	}
 
-	sl, err := s.loadNewestSnapshot(l.snapshots)
-	if err != nil {
-		return err
+	var (
+		sl   snapLoad
+		from snapInfo
+		r    replay
+		// snapshots passed over on earlier rounds (damaged, or verifying
+		// but not matching the log), newest first, and why the newest was
+		passed    []string
+		passedErr error
+		snaps     = l.snapshots
+	)
+	for {
+		sl, err = s.loadNewestSnapshot(snaps)
+		if err != nil {
+			return err
+		}
+		if len(passed) > 0 {
+			sl.damaged = append(slices.Clone(passed), sl.damaged...)
+			sl.err = passedErr
+		}
+		s.base = sl.base
+		s.lastSnap, s.haveSnap = sl.info.seq, sl.info.loaded
+		var start int
+		start, from, err = s.replayStart(l, sl)
+		if err != nil {
+			return err
+		}
+		r = replay{s: s, db: newDB(), base: from}
+		err = r.run(ctx, l.segments[start:])
+		if !errors.Is(err, errSnapshotMismatch) || !sl.info.loaded {
+			break
+		}
+		// The log is what was acknowledged; a snapshot is derived from it.
+		name := snapshotName(sl.info.seq)
+		s.log.Warn("snapshot does not match the log; trying an older one", "file", name,
+			"err", err)
+		s.passedOver = append(s.passedOver, Problem{File: joinDir(s.dir, name),
+			Error: fmt.Sprintf("does not match the log: %v", err)})
+		passed = append(sl.damaged, name)
+		passedErr = cmp.Or(sl.err, err)
+		snaps = snaps[:slices.Index(snaps, sl.info.seq)]
 	}
-	s.base = sl.base
-	db := newDB()
-	s.lastSnap, s.haveSnap = sl.info.seq, sl.info.loaded
-	start, from, err := s.replayStart(l, sl)
 	if err != nil {
-		return err
-	}
-
-	r := replay{s: s, db: db, base: from}
-	if err := r.run(ctx, l.segments[start:]); err != nil {
 		return err
 	}
 	healthy := len(sl.damaged) == 0 && !r.damaged
@@ -278,8 +308,7 @@ func (r *replay) segment(tx *memdb.Txn, name string, first uint64, last bool,
 	}
 	visit := func(seq uint64, crc uint32, _ uint8, payload []byte) error {
 		if seq == r.base.seq && crc != r.base.crc {
-			return fmt.Errorf("record %d does not match the snapshot's checksum: %w",
-				seq, ErrCorrupt)
+			return fmt.Errorf("record %d: %w: %w", seq, errSnapshotMismatch, ErrCorrupt)
 		}
 		if seq <= r.base.seq {
 			return nil
@@ -330,6 +359,9 @@ func (r *replay) checkChain(h segHeader) *damage {
 	case h.firstSeq != want.seq+1:
 		return &damage{off: 16, err: fmt.Errorf("segment starts at sequence %d, want %d: %w",
 			h.firstSeq, want.seq+1, ErrCorrupt)}
+	case h.prevCRC != want.crc && !r.seen && r.base.loaded:
+		return &damage{off: 24, err: fmt.Errorf("segment header: %w: %w",
+			errSnapshotMismatch, ErrCorrupt)}
 	case h.prevCRC != want.crc:
 		return &damage{off: 24, err: fmt.Errorf(
 			"segment does not chain to the record before it: %w", ErrCorrupt)}
@@ -337,13 +369,19 @@ func (r *replay) checkChain(h segHeader) *damage {
 	return nil
 }
 
+// errSnapshotMismatch marks a log whose record at a snapshot's sequence has
+// another checksum than the snapshot says: one of them is not what the
+// other was written with.
+var errSnapshotMismatch = errors.New("the log does not match the snapshot's checksum")
+
 // damage handles the damage found in segment name: a torn final write is cut
 // off (after copying the file aside); other damage is refused, or with
 // Options.Repair set aside with every later segment.
 func (r *replay) damage(name string, data []byte, sc segScan, last bool, later []uint64) error {
 	d := sc.damage
 	path := joinDir(r.s.dir, name)
-	if errors.Is(d.err, ErrVersion) {
+	if errors.Is(d.err, ErrVersion) || errors.Is(d.err, errSnapshotMismatch) {
+		// Never cut the log to fit a snapshot: load tries an older one.
 		return &FileError{Path: path, Offset: d.off, Err: d.err}
 	}
 	r.damaged = true

@@ -151,6 +151,7 @@ func (rep *Report) checkLoad(fsys FS, dir string) {
 	s := &Store{opts: Options{Logger: discard}.withDefaults(), fs: fsys, dir: dir,
 		readOnly: true, log: discard}
 	err := s.load(context.Background())
+	rep.Problems = append(rep.Problems, s.passedOver...)
 	if err == nil || errors.Is(err, fs.ErrNotExist) { // a live store compacted
 		return
 	}

@@ -505,3 +505,54 @@ func TestVerifyAgreesWithOpen(t *testing.T) {
 		t.Errorf("Verify reports %+v, not Open's %v", rep.Problems, openErr)
 	}
 }
+
+// TestSnapshotNotMatchingLog puts another registry's snapshot of the same
+// sequence in place of the newest one. It verifies on its own, but not
+// against the log: Verify reports it, and Open (even with Repair) falls
+// back to the older snapshot and the log rather than cutting the log.
+func TestSnapshotNotMatchingLog(t *testing.T) {
+	opts := Options{SnapshotRecords: -1, SnapshotBytes: -1}
+	build := func(prefix string) (string, state) {
+		s, dir := openTest(t, opts)
+		for i := range 10 {
+			update(t, s, func(tx *Txn) error {
+				return tx.PutClient(testClient(fmt.Sprint(prefix, i)))
+			})
+			if i == 2 || i == 7 {
+				snapshot(t, s)
+			}
+		}
+		st := stateOf(s)
+		s.Close()
+		return dir, st
+	}
+	dir, want := build("own")
+	other, _ := build("foreign")
+	l := listing(t, dir)
+	newest := snapshotName(l.snapshots[len(l.snapshots)-1])
+	if err := os.WriteFile(filepath.Join(dir, newest),
+		mustRead(t, filepath.Join(other, newest)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err := Verify(dir)
+	if err != nil || rep.OK() {
+		t.Errorf("Verify = %+v, %v; want the snapshot that does not match the log", rep.Problems,
+			err)
+	}
+	for _, repair := range []bool{true, false} {
+		o := opts
+		o.Repair = repair
+		s, err := Open(context.Background(), dir, o)
+		if err != nil {
+			t.Fatalf("Open (repair %v): %v", repair, err)
+		}
+		if diff := cmp.Diff(want, stateOf(s)); diff != "" {
+			t.Errorf("state (repair %v) (-want +got):\n%s", repair, diff)
+		}
+		s.Close()
+	}
+	if rep, err := Verify(dir); err != nil || len(rep.Problems) != 0 {
+		t.Errorf("Verify after the start: %v %+v", err, rep.Problems)
+	}
+}

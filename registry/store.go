@@ -126,6 +126,9 @@ type Store struct {
 	lock io.Closer
 	// readOnly loads a directory without changing it (OpenReadOnly).
 	readOnly bool
+	// passedOver lists the snapshots load passed over although they verify
+	// on their own, for Verify.
+	passedOver []Problem
 	// gapEnd, when not zero, is the last record a repair dropped because
 	// the log lacked it: Open then writes a snapshot before it returns and
 	// sets aside the older ones, which the log no longer continues.
