@@ -159,11 +159,13 @@
 // # Recovery (Open)
 //
 //  1. Take an exclusive flock on LOCK, or fail naming the directory.
-//  2. Remove *.tmp files: snapshots and segments interrupted before their
-//     rename.
+//  2. Remove snap-N.snap.tmp and wal-N.log.tmp files: snapshots and segments
+//     interrupted before their rename (no other file is touched).
 //  3. Load the newest snapshot whose header, records and whole-file checksum
-//     verify. A snapshot that does not verify is warned about and the next
-//     older one is tried; once the whole directory has loaded, it is moved
+//     verify, and whose header names the sequence its file name does. A
+//     snapshot that does not verify, or that the log contradicts (the record
+//     at its sequence has another chained checksum: the log is what was
+//     acknowledged), is warned about and the next older one is tried; once the whole directory has loaded, it is moved
 //     to damaged/ (a refused Open changes nothing). A snapshot of a newer
 //     format version is refused. The log must continue the snapshot loaded
 //     (with none, start at sequence 1), else Open refuses, naming the
@@ -171,7 +173,8 @@
 //     the missing records are dropped instead, with a warning naming them:
 //     the log after them is replayed on the snapshot loaded (or on nothing),
 //     and a snapshot is written before Open returns so the next Open does not
-//     meet the gap again.
+//     meet the gap again; older snapshots, which the log no longer
+//     continues, are moved to damaged/.
 //  4. Replay the segments from the one holding the record after the
 //     snapshot, checking the chain across segments and against the
 //     snapshot's checksum.
