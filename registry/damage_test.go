@@ -291,9 +291,7 @@ func recordIndex(offs []int64, off int64) int {
 func TestRepairSetsAsideLaterSegments(t *testing.T) {
 	opts := Options{SegmentSize: 600}
 	s, dir := openTest(t, opts)
-	for i := range 10 {
-		update(t, s, func(tx *Txn) error { return tx.PutClient(testClient(fmt.Sprint("r", i))) })
-	}
+	putClients(t, s, "r", 10)
 	s.Close()
 	segs := listing(t, dir).segments
 	if len(segs) < 4 {
@@ -330,14 +328,10 @@ func TestRepairSetsAsideLaterSegments(t *testing.T) {
 func TestRepairStraySegment(t *testing.T) {
 	opts := Options{SnapshotRecords: 3}
 	s, dir := openTest(t, opts)
-	for i := range 6 {
-		update(t, s, func(tx *Txn) error { return tx.PutClient(testClient(fmt.Sprint("b", i))) })
-	}
+	putClients(t, s, "b", 6)
 	// A second run without snapshots: the log goes on past the newest one.
 	s = reopen(t, s, dir, Options{SnapshotRecords: -1, SnapshotBytes: -1})
-	for i := range 6 {
-		update(t, s, func(tx *Txn) error { return tx.PutClient(testClient(fmt.Sprint("c", i))) })
-	}
+	putClients(t, s, "c", 6)
 	s.Close()
 	stray := filepath.Join(dir, segmentName(0xff))
 	h := segHeader{version: walVersion, firstSeq: 1}
@@ -353,12 +347,6 @@ func TestRepairStraySegment(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open with Repair: %v", err)
 	}
-	for i := range 7 {
-		update(t, s, func(tx *Txn) error { return tx.PutClient(testClient(fmt.Sprint("a", i))) })
-	}
-	want := stateOf(s)
-	s = reopen(t, s, dir, opts)
-	if diff := cmp.Diff(want, stateOf(s)); diff != "" {
-		t.Errorf("state after an ordinary start (-want +got):\n%s", diff)
-	}
+	putClients(t, s, "a", 7)
+	survivesReopen(t, s, dir, opts)
 }

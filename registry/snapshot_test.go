@@ -196,9 +196,7 @@ func TestNoSnapshotWhenNeeded(t *testing.T) {
 func TestMissingSegments(t *testing.T) {
 	opts := Options{SegmentSize: 600, SnapshotRecords: -1, SnapshotBytes: -1}
 	s, dir := openTest(t, opts)
-	for i := range 30 {
-		update(t, s, func(tx *Txn) error { return tx.PutClient(testClient(fmt.Sprint("m", i))) })
-	}
+	putClients(t, s, "m", 30)
 	s.Close()
 	l := listing(t, dir)
 	if len(l.segments) < 3 {
@@ -386,9 +384,7 @@ func TestFallbackWithGap(t *testing.T) {
 	s, dir := openTest(t, opts)
 	update(t, s, func(tx *Txn) error { return tx.PutClient(testClient("old")) })
 	snapshot(t, s)
-	for i := range 20 {
-		update(t, s, func(tx *Txn) error { return tx.PutClient(testClient(fmt.Sprint("g", i))) })
-	}
+	putClients(t, s, "g", 20)
 	snapshot(t, s)
 	update(t, s, func(tx *Txn) error { return tx.PutClient(testClient("last")) })
 	s.Close()
@@ -438,9 +434,7 @@ func TestFallbackWithGap(t *testing.T) {
 func TestMisnamedSnapshot(t *testing.T) {
 	opts := Options{SnapshotRecords: 3}
 	s, dir := openTest(t, opts)
-	for i := range 8 {
-		update(t, s, func(tx *Txn) error { return tx.PutClient(testClient(fmt.Sprint("n", i))) })
-	}
+	putClients(t, s, "n", 8)
 	s.Close()
 	l := listing(t, dir)
 	oldest := filepath.Join(dir, snapshotName(l.snapshots[0]))
@@ -460,14 +454,8 @@ func TestMisnamedSnapshot(t *testing.T) {
 	if _, err := os.Stat(fake); !os.IsNotExist(err) {
 		t.Errorf("the misnamed snapshot is still in place: %v", err)
 	}
-	for i := range 10 {
-		update(t, s, func(tx *Txn) error { return tx.PutClient(testClient(fmt.Sprint("m", i))) })
-	}
-	want := stateOf(s)
-	s = reopen(t, s, dir, opts)
-	if diff := cmp.Diff(want, stateOf(s)); diff != "" {
-		t.Errorf("state after an ordinary start (-want +got):\n%s", diff)
-	}
+	putClients(t, s, "m", 10)
+	survivesReopen(t, s, dir, opts)
 }
 
 // TestVerifyAgreesWithOpen removes the segment that continues the only
@@ -478,9 +466,7 @@ func TestVerifyAgreesWithOpen(t *testing.T) {
 	s, dir := openTest(t, opts)
 	update(t, s, testFixture().putAll)
 	snapshot(t, s)
-	for i := range 30 {
-		update(t, s, func(tx *Txn) error { return tx.PutClient(testClient(fmt.Sprint("v", i))) })
-	}
+	putClients(t, s, "v", 30)
 	s.Close()
 	l := listing(t, dir)
 	for _, seq := range l.segments {

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -43,6 +44,26 @@ func update(t testing.TB, s *Store, fn func(tx *Txn) error) {
 	if err := s.Update(context.Background(), fn); err != nil {
 		t.Fatalf("Update: %v", err)
 	}
+}
+
+// putClients puts clients prefix0 to prefix<n-1>, one Update each.
+func putClients(t testing.TB, s *Store, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		update(t, s, func(tx *Txn) error { return tx.PutClient(testClient(fmt.Sprint(prefix, i))) })
+	}
+}
+
+// survivesReopen closes s and opens dir again with opts, checking that the
+// state is the same, and returns the new store.
+func survivesReopen(t *testing.T, s *Store, dir string, opts Options) *Store {
+	t.Helper()
+	want := stateOf(s)
+	s = reopen(t, s, dir, opts)
+	if diff := cmp.Diff(want, stateOf(s)); diff != "" {
+		t.Errorf("state after an ordinary start (-want +got):\n%s", diff)
+	}
+	return s
 }
 
 func testClient(id string) *Client {
