@@ -350,3 +350,60 @@ func TestRepairStraySegment(t *testing.T) {
 	putClients(t, s, "a", 7)
 	survivesReopen(t, s, dir, opts)
 }
+
+// TestRepairPassesOverCoveredDamage damages a log record that the snapshot
+// covers, in the segment that also holds the records after the snapshot.
+// Open refuses; a repair passes over the damaged record instead of cutting
+// the log there, so nothing acknowledged is lost, and the start after it is
+// an ordinary one with a clean Verify.
+func TestRepairPassesOverCoveredDamage(t *testing.T) {
+	tests := []struct {
+		name string
+		at   int64 // offset of the damage inside record 4
+	}{
+		{"payload", recHeaderSize + 3},
+		{"stored chained checksum", 21},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := Options{SnapshotRecords: -1, SnapshotBytes: -1}
+			s, dir := openTest(t, opts)
+			putClients(t, s, "p", 10)
+			snapshot(t, s)
+			putClients(t, s, "q", 5)
+			want := stateOf(s)
+			s.Close()
+			seg := filepath.Join(dir, segmentName(1))
+			offs := recordOffsets(t, mustRead(t, seg))
+			flipByte(t, seg, offs[3]+tt.at)
+
+			_, err := Open(context.Background(), dir, opts)
+			var fe *FileError
+			if !errors.As(err, &fe) || fe.Path != seg || fe.Offset != offs[3] {
+				t.Fatalf("Open = %v, want a refusal naming %s at %d", err, seg, offs[3])
+			}
+			logs := &logRecorder{}
+			s, err = Open(context.Background(), dir,
+				Options{Repair: true, SnapshotRecords: -1, SnapshotBytes: -1,
+					Logger: slog.New(logs)})
+			if err != nil {
+				t.Fatalf("Open with Repair: %v", err)
+			}
+			if diff := cmp.Diff(want, stateOf(s)); diff != "" {
+				t.Errorf("state after the repair (-want +got):\n%s", diff)
+			}
+			if len(logs.matching("WARN", "passed over", "first_seq=4")) != 1 {
+				t.Errorf("the repair does not say what it passed over: %q", logs.recs)
+			}
+			s = survivesReopen(t, s, dir, opts)
+			s.Close()
+			if rep, err := Verify(dir); err != nil || len(rep.Problems) != 0 {
+				t.Errorf("Verify after the repair: %v %+v", err, rep.Problems)
+			}
+			copies, _ := filepath.Glob(filepath.Join(dir, damagedDir, segmentName(1)+".*"))
+			if len(copies) != 1 {
+				t.Errorf("want a copy of the damaged segment aside, got %v", copies)
+			}
+		})
+	}
+}

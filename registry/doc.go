@@ -189,7 +189,13 @@
 //     refused with an error naming the file and offset (a *FileError wrapping
 //     ErrCorrupt). With Options.Repair the segment is copied to damaged/ and
 //     truncated before the damage, later segments are moved to damaged/, and
-//     what was dropped is logged.
+//     what was dropped is logged. A record the loaded snapshot covers (before
+//     its last) whose header verifies but whose payload does not is instead
+//     passed over, with a warning: the records after it are checked against
+//     the chained checksum its header stores, and the snapshot's last record
+//     must verify and match the snapshot. Nothing acknowledged is lost then.
+//     Open then writes a snapshot, moves the older ones to damaged/ (the log
+//     after them is damaged) and removes the segments the snapshot covers.
 //  7. An unknown record type or a newer record, segment or snapshot version
 //     is refused (ErrVersion, naming the file, offset and version), even with
 //     Repair: an older program must not drop what a newer one wrote.

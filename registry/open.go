@@ -100,11 +100,10 @@ func (s *Store) load(ctx context.Context) error {
 		}
 		s.log.Warn("moved the damaged snapshot aside", "file", name, "to", dst)
 	}
-	// A repair that dropped missing records snapshots the state at once, so
-	// that the next start does not meet the gap again.
-	if from != sl.info {
-		s.gapEnd = from.seq
-	}
+	// A repair that dropped records missing from the log, or passed over
+	// damaged ones, snapshots the state at once, so that the next start does
+	// not meet them again.
+	s.repaired = from != sl.info || r.passedOver
 
 	if err := s.openLog(r); err != nil {
 		return err
@@ -267,6 +266,7 @@ type replay struct {
 	lastRecords int // records in it
 	bytes       int64
 	damaged     bool
+	passedOver  bool // a repair passed over damaged records the snapshot covers
 }
 
 func (r *replay) run(ctx context.Context, segs []uint64) error {
@@ -329,7 +329,12 @@ func (r *replay) segment(tx *memdb.Txn, name string, first uint64, last bool,
 		sc.damage = r.checkChain(h)
 	}
 	if sc.damage == nil {
-		sc = scanSegment(data, first, visit)
+		sc = scanSegmentPast(data, first, r.coveredDamageOK(), visit)
+	}
+	if len(sc.skipped) > 0 {
+		if err := r.passOver(name, sc.skipped); err != nil {
+			return false, err
+		}
 	}
 	if d := sc.damage; d != nil {
 		if err := r.damage(name, data, sc, last, later); err != nil {
@@ -343,6 +348,37 @@ func (r *replay) segment(tx *memdb.Txn, name string, first uint64, last bool,
 		r.bytes += sc.end
 	}
 	return stop, nil
+}
+
+// coveredDamageOK returns the last sequence whose damaged payload a repair
+// may pass over: the records before the loaded snapshot's last, which it
+// covers. The snapshot's last record itself must verify, to prove that the
+// chain through the records passed over is the one the snapshot followed.
+func (r *replay) coveredDamageOK() uint64 {
+	if !r.s.opts.Repair || r.s.readOnly || !r.base.loaded || r.base.seq == 0 {
+		return 0
+	}
+	return r.base.seq - 1
+}
+
+// passOver keeps a copy of segment name, whose records skipped are damaged
+// but covered by the snapshot, and says so. Open then snapshots and sets
+// aside what still leads through them.
+func (r *replay) passOver(name string, skipped []damage) error {
+	kept, err := copyAside(r.s.fs, r.s.dir, name)
+	if err != nil {
+		return err
+	}
+	var offs []int64
+	for _, d := range skipped {
+		offs = append(offs, d.off)
+	}
+	r.damaged, r.passedOver = true, true
+	r.s.log.Warn("repair: passed over damaged log records that the snapshot covers; "+
+		"the records after them verify and are kept", "file", joinDir(r.s.dir, name),
+		"offsets", offs, "first_seq", skipped[0].seq, "last_seq", skipped[len(skipped)-1].seq,
+		"snapshot_seq", r.base.seq, "copy", kept, "err", skipped[0].err)
+	return nil
 }
 
 // checkChain verifies that segment sc continues the log replayed so far, or

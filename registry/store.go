@@ -129,10 +129,11 @@ type Store struct {
 	// passedOver lists the snapshots load passed over although they verify
 	// on their own, for Verify.
 	passedOver []Problem
-	// gapEnd, when not zero, is the last record a repair dropped because
-	// the log lacked it: Open then writes a snapshot before it returns and
-	// sets aside the older ones, which the log no longer continues.
-	gapEnd uint64
+	// repaired is set when a repair dropped records the log lacked, or
+	// passed over damaged ones a snapshot covers: Open then writes a
+	// snapshot before it returns and sets aside the older ones, since the
+	// log after them has a gap or damage.
+	repaired bool
 
 	// wmu serialises writers; it is taken before smu. head is the newest
 	// state, including writes whose log record is not durable yet; only
@@ -247,8 +248,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	go s.syncLoop()
 	s.startBackground()
-	if s.gapEnd > 0 {
-		if err := s.snapshotAfterGap(ctx); err != nil {
+	if s.repaired {
+		if err := s.snapshotAfterRepair(ctx); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("opening registry %s: snapshotting the repaired state: %w",
 				dir, err)
@@ -257,29 +258,28 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// snapshotAfterGap snapshots the state a repair kept, then moves to
-// damaged/ the snapshots older than the records it dropped: the log after
-// them has a gap, so they can no longer serve as a fallback.
-func (s *Store) snapshotAfterGap(ctx context.Context) error {
+// snapshotAfterRepair snapshots the state a repair kept, then moves to
+// damaged/ every older snapshot (the log after them has a gap or damaged
+// records) and removes the segments the snapshot covers.
+func (s *Store) snapshotAfterRepair(ctx context.Context) error {
 	if err := s.Snapshot(ctx); err != nil {
 		return err
 	}
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
 	l, err := listDir(s.fs, s.dir)
 	if err != nil {
 		return err
 	}
-	for _, seq := range l.snapshots {
-		if seq >= s.gapEnd {
-			continue
-		}
+	for _, seq := range l.snapshots[:max(len(l.snapshots)-1, 0)] {
 		dst, err := moveAside(s.fs, s.dir, snapshotName(seq))
 		if err != nil {
 			return err
 		}
-		s.log.Warn("repair: moved aside a snapshot the log no longer continues",
+		s.log.Warn("repair: moved aside a snapshot the log no longer continues intact",
 			"file", snapshotName(seq), "to", dst)
 	}
-	return s.fs.SyncDir(s.dir)
+	return s.compactFiles()
 }
 
 // OpenReadOnly loads the data directory dir without changing it and without

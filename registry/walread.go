@@ -12,6 +12,8 @@ type segScan struct {
 	lastCRC uint32 // its chained checksum (header.prevCRC if none)
 	records int
 	damage  *damage // nil when the whole segment verified
+	// skipped lists the records scanSegmentPast passed over.
+	skipped []damage
 }
 
 // damage describes the first part of a file that did not verify.
@@ -19,6 +21,10 @@ type damage struct {
 	off  int64
 	torn bool // it looks like a write cut short by a crash (see tornSignature)
 	err  error
+	// seq is set when only the record's payload or chained checksum is
+	// damaged: its header verifies, so its length, sequence and stored
+	// chained checksum frame the records after it.
+	seq uint64
 }
 
 // recordVisitor is called with every record of a segment that verifies, in
@@ -30,6 +36,16 @@ type recordVisitor func(seq uint64, crc uint32, version uint8, payload []byte) e
 // wantFirst, verifying its header, the framing and chained checksum of every
 // record and the sequence numbers. It stops at the first damage.
 func scanSegment(data []byte, wantFirst uint64, visit recordVisitor) segScan {
+	return scanSegmentPast(data, wantFirst, 0, visit)
+}
+
+// scanSegmentPast is scanSegment, except that a record up to sequence
+// covered whose header verifies but whose payload does not is passed over
+// (listed in skipped, not visited): the records after it are checked
+// against the chained checksum its header stores. A snapshot covers those
+// records, so nothing is lost if that stored checksum is right, and if it
+// is not, the next record does not verify.
+func scanSegmentPast(data []byte, wantFirst, covered uint64, visit recordVisitor) segScan {
 	var sc segScan
 	h, err := parseSegHeader(data)
 	if err != nil {
@@ -48,9 +64,12 @@ func scanSegment(data []byte, wantFirst uint64, visit recordVisitor) segScan {
 	sc.end, sc.lastSeq, sc.lastCRC = segHeaderSize, h.firstSeq-1, h.prevCRC
 	for sc.end < int64(len(data)) {
 		size, d := checkRecord(data, sc.end, sc.lastSeq+1, sc.lastCRC, visit)
-		if d != nil {
+		if d != nil && (d.seq == 0 || d.seq > covered) {
 			sc.damage = d
 			return sc
+		}
+		if d != nil {
+			sc.skipped = append(sc.skipped, *d)
 		}
 		rh, _ := parseRecHeader(data[sc.end:])
 		sc.end += int64(size)
@@ -85,8 +104,12 @@ func checkRecord(data []byte, off int64, want uint64, prev uint32, visit recordV
 			"record of %d bytes cut short at %d bytes: %w", size, len(rest), ErrCorrupt)}
 	}
 	if recordCRC(prev, rest, n) != rh.crc {
-		return 0, &damage{off: off, torn: tornSignature(rest[:recHeaderSize+n], off),
+		d := &damage{off: off, torn: tornSignature(rest[:recHeaderSize+n], off),
 			err: fmt.Errorf("record %d checksum mismatch: %w", rh.seq, ErrCorrupt)}
+		if rh.seq == want && allZero(rest[recHeaderSize+n:size]) {
+			return size, &damage{off: d.off, torn: d.torn, err: d.err, seq: rh.seq}
+		}
+		return 0, d
 	}
 	if !allZero(rest[recHeaderSize+n : size]) {
 		return 0, &damage{off: off, err: fmt.Errorf("record %d padding: %w", rh.seq, ErrCorrupt)}
