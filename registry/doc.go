@@ -178,9 +178,10 @@
 //  4. Replay the segments from the one holding the record after the
 //     snapshot, checking the chain across segments and against the
 //     snapshot's checksum.
-//  5. A record that does not verify in the last segment, with the marks of a
-//     torn write (the file ends inside it, a zero-filled tail, or an all-zero
-//     sector piece inside it), ends the log: the segment is copied to
+//  5. A record after the loaded snapshot's last that does not verify in the
+//     last segment, with the marks of a torn write (the file ends inside it,
+//     a zero-filled tail, or an all-zero sector piece inside it), ends the
+//     log: the segment is copied to
 //     damaged/ and truncated before it, with one warning naming the file and
 //     offset. Records after it were written in the same unfinished fsync
 //     window, so none of them was acknowledged.
@@ -196,6 +197,11 @@
 //     must verify and match the snapshot. Nothing acknowledged is lost then.
 //     Open then writes a snapshot, moves the older ones to damaged/ (the log
 //     after them is damaged) and removes the segments the snapshot covers.
+//     The log must also reach the loaded snapshot's last record (or the
+//     segment that chains from it): a log that ends before it lost its end,
+//     or the snapshot is not this registry's, and a snapshot with no segment
+//     at all after it lost its log (compaction always keeps the last
+//     segment). Open refuses both; a repair continues from the snapshot.
 //  7. An unknown record type or a newer record, segment or snapshot version
 //     is refused (ErrVersion, naming the file, offset and version), even with
 //     Repair: an older program must not drop what a newer one wrote.

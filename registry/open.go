@@ -103,7 +103,7 @@ func (s *Store) load(ctx context.Context) error {
 	// A repair that dropped records missing from the log, or passed over
 	// damaged ones, snapshots the state at once, so that the next start does
 	// not meet them again.
-	s.repaired = from != sl.info || r.passedOver
+	s.repaired = from != sl.info || r.repaired
 
 	if err := s.openLog(r); err != nil {
 		return err
@@ -190,8 +190,20 @@ func (s *Store) replayStart(l dirListing, sl snapLoad) (int, snapInfo, error) {
 	if start >= 0 {
 		return start, base, nil
 	}
+	if len(l.segments) == 0 && base.loaded {
+		// Compaction always keeps the last segment, so a snapshot is always
+		// followed by some log.
+		err := &FileError{Path: joinDir(s.dir, snapshotName(base.seq)), Err: fmt.Errorf(
+			"no log segment: the log after the snapshot's record %d is missing: %w",
+			base.seq, ErrCorrupt)}
+		if !s.opts.Repair || s.readOnly {
+			return 0, base, err
+		}
+		s.log.Warn("repair: the log is missing; continuing from the snapshot", "err", err)
+		return 0, base, nil
+	}
 	if len(l.segments) == 0 {
-		if sl.err == nil || base.loaded {
+		if sl.err == nil {
 			return 0, base, nil
 		}
 		err := s.gapError(sl, 0, "there is no log")
@@ -266,7 +278,9 @@ type replay struct {
 	lastRecords int // records in it
 	bytes       int64
 	damaged     bool
-	passedOver  bool // a repair passed over damaged records the snapshot covers
+	// repaired is set when a repair passed over damaged records the
+	// snapshot covers, or continued from a snapshot past the log's end.
+	repaired bool
 }
 
 func (r *replay) run(ctx context.Context, segs []uint64) error {
@@ -286,9 +300,20 @@ func (r *replay) run(ctx context.Context, segs []uint64) error {
 		}
 	}
 	tx.Commit()
+	if r.pos.seq < r.base.seq && r.seen && !r.damaged && (!r.s.opts.Repair || r.s.readOnly) {
+		// The log always holds the records a snapshot covers, or a segment
+		// chaining from its last: it lost its end, or the snapshot was not
+		// written from it. Nothing tells which; a repair keeps the snapshot.
+		return &FileError{Path: joinDir(r.s.dir, r.lastName), Err: fmt.Errorf(
+			"the log ends at record %d, before the last record the snapshot covers (%d): "+
+				"the log lost its end or the snapshot is not this registry's; start with "+
+				"--repair to continue from the snapshot: %w", r.pos.seq, r.base.seq, ErrCorrupt)}
+	}
 	if r.pos.seq < r.base.seq && r.seen {
 		r.s.log.Warn("log ends before the snapshot; continuing from the snapshot",
 			"log_seq", r.pos.seq, "snapshot_seq", r.base.seq)
+		// The older snapshots lead into the log's missing end.
+		r.repaired = !r.s.readOnly
 	}
 	if r.pos.seq < r.base.seq {
 		r.pos = logPos{seq: r.base.seq, crc: r.base.crc}
@@ -373,7 +398,7 @@ func (r *replay) passOver(name string, skipped []damage) error {
 	for _, d := range skipped {
 		offs = append(offs, d.off)
 	}
-	r.damaged, r.passedOver = true, true
+	r.damaged, r.repaired = true, true
 	r.s.log.Warn("repair: passed over damaged log records that the snapshot covers; "+
 		"the records after them verify and are kept", "file", joinDir(r.s.dir, name),
 		"offsets", offs, "first_seq", skipped[0].seq, "last_seq", skipped[len(skipped)-1].seq,
@@ -421,7 +446,9 @@ func (r *replay) damage(name string, data []byte, sc segScan, last bool, later [
 		return &FileError{Path: path, Offset: d.off, Err: d.err}
 	}
 	r.damaged = true
-	torn := d.torn && last
+	// A record the snapshot covers was durable before the snapshot was
+	// written: its damage is not a torn write, whatever it looks like.
+	torn := d.torn && last && sc.lastSeq >= r.base.seq
 	if torn && r.s.readOnly {
 		r.s.log.Warn("the log ends in a torn record", "file", path, "offset", d.off, "err", d.err)
 		return nil
