@@ -52,6 +52,27 @@ func refusedTwice(t *testing.T, dir, path string, opts Options) {
 	}
 }
 
+// repairedThenOrdinary opens dir with Repair, checks the state against
+// want (when given), writes more, and checks that an ordinary start keeps
+// it all and that Verify is then clean.
+func repairedThenOrdinary(t *testing.T, dir string, opts Options, want *state) {
+	t.Helper()
+	repair := opts
+	repair.Repair = true
+	s := openDir(t, dir, repair)
+	if want != nil {
+		if diff := cmp.Diff(*want, stateOf(s)); diff != "" {
+			t.Errorf("state after the repair (-want +got):\n%s", diff)
+		}
+	}
+	putClients(t, s, "after-repair", 2)
+	s = survivesReopen(t, s, dir, opts)
+	s.Close()
+	if rep, err := Verify(dir); err != nil || len(rep.Problems) != 0 {
+		t.Errorf("Verify after the repair: %v %+v", err, rep.Problems)
+	}
+}
+
 // TestCoveredDamageIsNotTorn zeroes a sector inside a record that the
 // snapshot covers, in the last segment. It looks like a torn write, but the
 // record was durable before the snapshot was written: Open refuses rather
@@ -75,12 +96,7 @@ func TestCoveredDamageIsNotTorn(t *testing.T) {
 	}
 
 	refusedTwice(t, dir, seg, opts)
-	repair := opts
-	repair.Repair = true
-	s = openDir(t, dir, repair)
-	if diff := cmp.Diff(want, stateOf(s)); diff != "" {
-		t.Errorf("state after the repair (-want +got):\n%s", diff)
-	}
+	repairedThenOrdinary(t, dir, opts, &want)
 }
 
 // TestSnapshotBeyondLog puts another registry's snapshot, of a sequence
@@ -105,16 +121,7 @@ func TestSnapshotBeyondLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	refusedTwice(t, dir, filepath.Join(dir, segmentName(1)), opts)
-
-	repair := opts
-	repair.Repair = true
-	s := openDir(t, dir, repair)
-	putClients(t, s, "after", 2)
-	s = survivesReopen(t, s, dir, opts)
-	s.Close()
-	if rep, err := Verify(dir); err != nil || len(rep.Problems) != 0 {
-		t.Errorf("Verify after the repair: %v %+v", err, rep.Problems)
-	}
+	repairedThenOrdinary(t, dir, opts, nil)
 }
 
 // TestLogEndsBeforeSnapshot cuts the log at a record boundary before the
@@ -136,19 +143,7 @@ func TestLogEndsBeforeSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	refusedTwice(t, dir, seg, opts)
-
-	repair := opts
-	repair.Repair = true
-	s = openDir(t, dir, repair)
-	if diff := cmp.Diff(want, stateOf(s)); diff != "" {
-		t.Errorf("state after the repair (-want +got):\n%s", diff)
-	}
-	putClients(t, s, "c", 2)
-	s = survivesReopen(t, s, dir, opts)
-	s.Close()
-	if rep, err := Verify(dir); err != nil || len(rep.Problems) != 0 {
-		t.Errorf("Verify after the repair: %v %+v", err, rep.Problems)
-	}
+	repairedThenOrdinary(t, dir, opts, &want)
 }
 
 // TestLogMissing removes every segment under a snapshot. Compaction always
@@ -166,13 +161,5 @@ func TestLogMissing(t *testing.T) {
 		os.Remove(filepath.Join(dir, segmentName(seq)))
 	}
 	refusedTwice(t, dir, filepath.Join(dir, snapshotName(10)), opts)
-
-	repair := opts
-	repair.Repair = true
-	s = openDir(t, dir, repair)
-	if diff := cmp.Diff(want, stateOf(s)); diff != "" {
-		t.Errorf("state after the repair (-want +got):\n%s", diff)
-	}
-	s = survivesReopen(t, s, dir, opts)
-	s.Close()
+	repairedThenOrdinary(t, dir, opts, &want)
 }
