@@ -358,11 +358,17 @@ func TestRepairStraySegment(t *testing.T) {
 // an ordinary one with a clean Verify.
 func TestRepairPassesOverCoveredDamage(t *testing.T) {
 	tests := []struct {
-		name string
-		at   int64 // offset of the damage inside record 4
+		name   string
+		record int   // the record damaged (the snapshot's last is 10)
+		at     int64 // offset of the damage inside it
+		first  int   // first sequence the repair says it passed over
 	}{
-		{"payload", recHeaderSize + 3},
-		{"stored chained checksum", 21},
+		{"payload", 4, recHeaderSize + 3, 4},
+		{"stored chained checksum", 4, 21, 4},
+		{"header", 4, 2, 4},
+		{"stored checksum of the record before the snapshot's last", 9, 21, 9},
+		{"the snapshot's last record", 10, recHeaderSize + 3, 10},
+		{"the snapshot's last header", 10, 9, 10},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -375,12 +381,13 @@ func TestRepairPassesOverCoveredDamage(t *testing.T) {
 			s.Close()
 			seg := filepath.Join(dir, segmentName(1))
 			offs := recordOffsets(t, mustRead(t, seg))
-			flipByte(t, seg, offs[3]+tt.at)
+			off := offs[tt.record-1]
+			flipByte(t, seg, off+tt.at)
 
 			_, err := Open(context.Background(), dir, opts)
 			var fe *FileError
-			if !errors.As(err, &fe) || fe.Path != seg || fe.Offset != offs[3] {
-				t.Fatalf("Open = %v, want a refusal naming %s at %d", err, seg, offs[3])
+			if !errors.As(err, &fe) || fe.Path != seg || fe.Offset < off {
+				t.Fatalf("Open = %v, want a refusal naming %s at %d or after", err, seg, off)
 			}
 			logs := &logRecorder{}
 			s, err = Open(context.Background(), dir,
@@ -392,7 +399,7 @@ func TestRepairPassesOverCoveredDamage(t *testing.T) {
 			if diff := cmp.Diff(want, stateOf(s)); diff != "" {
 				t.Errorf("state after the repair (-want +got):\n%s", diff)
 			}
-			if len(logs.matching("WARN", "passed over", "first_seq=4")) != 1 {
+			if len(logs.matching("WARN", "passed over", fmt.Sprintf("first_seq=%d", tt.first))) != 1 {
 				t.Errorf("the repair does not say what it passed over: %q", logs.recs)
 			}
 			s = survivesReopen(t, s, dir, opts)

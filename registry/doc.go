@@ -190,13 +190,16 @@
 //     refused with an error naming the file and offset (a *FileError wrapping
 //     ErrCorrupt). With Options.Repair the segment is copied to damaged/ and
 //     truncated before the damage, later segments are moved to damaged/, and
-//     what was dropped is logged. A record the loaded snapshot covers (before
-//     its last) whose header verifies but whose payload does not is instead
-//     passed over, with a warning: the records after it are checked against
-//     the chained checksum its header stores, and the snapshot's last record
-//     must verify and match the snapshot. Nothing acknowledged is lost then.
-//     Open then writes a snapshot, moves the older ones to damaged/ (the log
-//     after them is damaged) and removes the segments the snapshot covers.
+//     what was dropped is logged. Damage in records the loaded snapshot
+//     covers is instead passed over, with a warning (nothing acknowledged is
+//     lost): a record whose header verifies is skipped, and the records after
+//     it are checked against the chained checksum its header stores; any
+//     other damage up to the snapshot's last record is passed over by finding
+//     the record after the snapshot as the one that chains from the
+//     snapshot's checksum (or, with none in the segment, the next segment
+//     must chain from it). Open then writes a snapshot, moves the older ones
+//     to damaged/ (the log after them is damaged) and removes the segments
+//     the snapshot covers.
 //     The log must also reach the loaded snapshot's last record (or the
 //     segment that chains from it): a log that ends before it lost its end,
 //     or the snapshot is not this registry's, and a snapshot with no segment

@@ -354,7 +354,7 @@ func (r *replay) segment(tx *memdb.Txn, name string, first uint64, last bool,
 		sc.damage = r.checkChain(h)
 	}
 	if sc.damage == nil {
-		sc = scanSegmentPast(data, first, r.coveredDamageOK(), visit)
+		sc = scanSegmentPast(data, first, r.passable(), visit)
 	}
 	if len(sc.skipped) > 0 {
 		if err := r.passOver(name, sc.skipped); err != nil {
@@ -375,15 +375,13 @@ func (r *replay) segment(tx *memdb.Txn, name string, first uint64, last bool,
 	return stop, nil
 }
 
-// coveredDamageOK returns the last sequence whose damaged payload a repair
-// may pass over: the records before the loaded snapshot's last, which it
-// covers. The snapshot's last record itself must verify, to prove that the
-// chain through the records passed over is the one the snapshot followed.
-func (r *replay) coveredDamageOK() uint64 {
+// passable returns the position of the loaded snapshot when a repair may
+// pass over damage in the log it covers (see scanSegmentPast), else zero.
+func (r *replay) passable() logPos {
 	if !r.s.opts.Repair || r.s.readOnly || !r.base.loaded || r.base.seq == 0 {
-		return 0
+		return logPos{}
 	}
-	return r.base.seq - 1
+	return logPos{seq: r.base.seq, crc: r.base.crc}
 }
 
 // passOver keeps a copy of segment name, whose records skipped are damaged
@@ -400,7 +398,7 @@ func (r *replay) passOver(name string, skipped []damage) error {
 	}
 	r.damaged, r.repaired = true, true
 	r.s.log.Warn("repair: passed over damaged log records that the snapshot covers; "+
-		"the records after them verify and are kept", "file", joinDir(r.s.dir, name),
+		"what follows them verifies and is kept", "file", joinDir(r.s.dir, name),
 		"offsets", offs, "first_seq", skipped[0].seq, "last_seq", skipped[len(skipped)-1].seq,
 		"snapshot_seq", r.base.seq, "copy", kept, "err", skipped[0].err)
 	return nil

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"errors"
 	"fmt"
 )
 
@@ -36,16 +37,25 @@ type recordVisitor func(seq uint64, crc uint32, version uint8, payload []byte) e
 // wantFirst, verifying its header, the framing and chained checksum of every
 // record and the sequence numbers. It stops at the first damage.
 func scanSegment(data []byte, wantFirst uint64, visit recordVisitor) segScan {
-	return scanSegmentPast(data, wantFirst, 0, visit)
+	return scanSegmentPast(data, wantFirst, logPos{}, visit)
 }
 
-// scanSegmentPast is scanSegment, except that a record up to sequence
-// covered whose header verifies but whose payload does not is passed over
-// (listed in skipped, not visited): the records after it are checked
-// against the chained checksum its header stores. A snapshot covers those
-// records, so nothing is lost if that stored checksum is right, and if it
-// is not, the next record does not verify.
-func scanSegmentPast(data []byte, wantFirst, covered uint64, visit recordVisitor) segScan {
+// scanSegmentPast is scanSegment for a repair, given the position snap of
+// the loaded snapshot (zero: none). It passes over damage in the records
+// snap covers instead of stopping there (listing it in skipped):
+//   - a record before snap's last whose header verifies but whose payload
+//     does not is skipped, and the records after it are checked against the
+//     chained checksum its header stores (if that is wrong, the next record
+//     does not verify);
+//   - other damage up to snap's last record (a header, snap's last record
+//     itself, a wrong stored checksum) is passed over by finding the record
+//     after snap, at the 8-byte-aligned offsets that follow, as the one
+//     whose header verifies and whose chained checksum follows from snap's;
+//     if no such record follows, the rest of the segment is passed over,
+//     and the next segment must chain from snap.
+//
+// Nothing is visited in what is passed over; snap holds all of it.
+func scanSegmentPast(data []byte, wantFirst uint64, snap logPos, visit recordVisitor) segScan {
 	var sc segScan
 	h, err := parseSegHeader(data)
 	if err != nil {
@@ -64,12 +74,19 @@ func scanSegmentPast(data []byte, wantFirst, covered uint64, visit recordVisitor
 	sc.end, sc.lastSeq, sc.lastCRC = segHeaderSize, h.firstSeq-1, h.prevCRC
 	for sc.end < int64(len(data)) {
 		size, d := checkRecord(data, sc.end, sc.lastSeq+1, sc.lastCRC, visit)
-		if d != nil && (d.seq == 0 || d.seq > covered) {
+		switch {
+		case d == nil:
+		case snap.seq == 0 || sc.lastSeq >= snap.seq || !errors.Is(d.err, ErrCorrupt) ||
+			errors.Is(d.err, ErrVersion) || errors.Is(d.err, errSnapshotMismatch):
 			sc.damage = d
 			return sc
-		}
-		if d != nil {
+		case d.seq != 0 && d.seq < snap.seq:
 			sc.skipped = append(sc.skipped, *d)
+		default:
+			sc.skipped = append(sc.skipped, damage{off: sc.end, err: d.err, seq: sc.lastSeq + 1})
+			sc.end = findRecord(data, sc.end+8, snap.seq+1, snap.crc)
+			sc.lastSeq, sc.lastCRC = snap.seq, snap.crc
+			continue
 		}
 		rh, _ := parseRecHeader(data[sc.end:])
 		sc.end += int64(size)
@@ -77,6 +94,24 @@ func scanSegmentPast(data []byte, wantFirst, covered uint64, visit recordVisitor
 		sc.records++
 	}
 	return sc
+}
+
+// findRecord returns the first 8-byte-aligned offset from from on where a
+// record of sequence seq begins whose header verifies and whose chained
+// checksum follows from prev, or the length of data if there is none.
+func findRecord(data []byte, from int64, seq uint64, prev uint32) int64 {
+	for off := (from + 7) &^ 7; off+recHeaderSize <= int64(len(data)); off += 8 {
+		rh, ok := parseRecHeader(data[off:])
+		if !ok || rh.seq != seq {
+			continue
+		}
+		n := int(rh.length)
+		fits := off+int64(recHeaderSize+n) <= int64(len(data))
+		if fits && recordCRC(prev, data[off:], n) == rh.crc {
+			return off
+		}
+	}
+	return int64(len(data))
 }
 
 // checkRecord verifies the record at off, which must be sequence want and
