@@ -414,3 +414,38 @@ func TestRepairPassesOverCoveredDamage(t *testing.T) {
 		})
 	}
 }
+
+// TestRepairDamageAcrossSnapshotEnd damages the snapshot's last record and
+// the one after it. The repair cannot tell where the log after the snapshot
+// resumes, so it does not claim to pass over covered records: it sets the
+// damage aside as anywhere else, saying what it dropped.
+func TestRepairDamageAcrossSnapshotEnd(t *testing.T) {
+	opts := Options{SnapshotRecords: -1, SnapshotBytes: -1}
+	s, dir := openTest(t, opts)
+	putClients(t, s, "p", 10)
+	snapshot(t, s)
+	putClients(t, s, "q", 5)
+	s.Close()
+	seg := filepath.Join(dir, segmentName(1))
+	offs := recordOffsets(t, mustRead(t, seg))
+	flipByte(t, seg, offs[9]+recHeaderSize+3) // record 10's payload
+	flipByte(t, seg, offs[10]+2)              // record 11's header
+
+	logs := &logRecorder{}
+	s, err := Open(context.Background(), dir, Options{Repair: true, SnapshotRecords: -1,
+		SnapshotBytes: -1, Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatalf("Open with Repair: %v", err)
+	}
+	defer s.Close()
+	if got := logs.matching("passed over"); len(got) != 0 {
+		t.Errorf("the repair claims to have kept what follows: %q", got)
+	}
+	dropped := logs.matching("WARN", "set aside damaged log data", fmt.Sprint("offset=", offs[9]))
+	if len(dropped) != 1 {
+		t.Errorf("the repair does not say what it dropped: %q", logs.recs)
+	}
+	if s.Client("p9") == nil {
+		t.Error("the snapshot's records are missing")
+	}
+}

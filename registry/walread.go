@@ -22,9 +22,10 @@ type damage struct {
 	off  int64
 	torn bool // it looks like a write cut short by a crash (see tornSignature)
 	err  error
-	// seq is set when only the record's payload or chained checksum is
-	// damaged: its header verifies, so its length, sequence and stored
-	// chained checksum frame the records after it.
+	// seq is the record's sequence when its header verifies (so its
+	// length, sequence and stored chained checksum frame the records after
+	// it) and only its payload or chained checksum does not; in skipped, the
+	// first sequence passed over.
 	seq uint64
 }
 
@@ -83,9 +84,15 @@ func scanSegmentPast(data []byte, wantFirst uint64, snap logPos, visit recordVis
 		case d.seq != 0 && d.seq < snap.seq:
 			sc.skipped = append(sc.skipped, *d)
 		default:
+			next := findRecord(data, sc.end+8, snap.seq+1, snap.crc)
+			if next == int64(len(data)) && laterRecord(data, sc.end+8, snap.seq) {
+				// The damage reaches past the snapshot: what it covers
+				// cannot be told apart, so it is not passed over.
+				sc.damage = d
+				return sc
+			}
 			sc.skipped = append(sc.skipped, damage{off: sc.end, err: d.err, seq: sc.lastSeq + 1})
-			sc.end = findRecord(data, sc.end+8, snap.seq+1, snap.crc)
-			sc.lastSeq, sc.lastCRC = snap.seq, snap.crc
+			sc.end, sc.lastSeq, sc.lastCRC = next, snap.seq, snap.crc
 			continue
 		}
 		rh, _ := parseRecHeader(data[sc.end:])
@@ -112,6 +119,17 @@ func findRecord(data []byte, from int64, seq uint64, prev uint32) int64 {
 		}
 	}
 	return int64(len(data))
+}
+
+// laterRecord reports whether a record header that verifies, of a sequence
+// after seq, begins at an 8-byte-aligned offset from from on.
+func laterRecord(data []byte, from int64, seq uint64) bool {
+	for off := (from + 7) &^ 7; off+recHeaderSize <= int64(len(data)); off += 8 {
+		if rh, ok := parseRecHeader(data[off:]); ok && rh.seq > seq {
+			return true
+		}
+	}
+	return false
 }
 
 // checkRecord verifies the record at off, which must be sequence want and
