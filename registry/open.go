@@ -81,7 +81,8 @@ func (s *Store) load(ctx context.Context) error {
 		s.passedOver = append(s.passedOver, Problem{File: joinDir(s.dir, name),
 			Error: fmt.Sprintf("does not match the log: %v", err)})
 		passed = append(sl.damaged, name)
-		passedErr = cmp.Or(sl.err, err)
+		passedErr = cmp.Or(sl.err, error(&FileError{Path: joinDir(s.dir, name), Err: fmt.Errorf(
+			"does not match the log (%v): %w", err, ErrCorrupt)}))
 		snaps = snaps[:slices.Index(snaps, sl.info.seq)]
 	}
 	if err != nil {
@@ -103,7 +104,7 @@ func (s *Store) load(ctx context.Context) error {
 	// A repair that dropped records missing from the log, or passed over
 	// damaged ones, snapshots the state at once, so that the next start does
 	// not meet them again.
-	s.repaired = from != sl.info || r.repaired
+	s.repaired = s.repaired || from != sl.info || r.repaired
 
 	if err := s.openLog(r); err != nil {
 		return err
@@ -200,6 +201,7 @@ func (s *Store) replayStart(l dirListing, sl snapLoad) (int, snapInfo, error) {
 			return 0, base, err
 		}
 		s.log.Warn("repair: the log is missing; continuing from the snapshot", "err", err)
+		s.repaired = true // the older snapshots lead into the missing log
 		return 0, base, nil
 	}
 	if len(l.segments) == 0 {

@@ -152,7 +152,9 @@ func TestLogEndsBeforeSnapshot(t *testing.T) {
 func TestLogMissing(t *testing.T) {
 	opts := Options{SnapshotRecords: -1, SnapshotBytes: -1}
 	s, dir := openTest(t, opts)
-	putClients(t, s, "p", 10)
+	putClients(t, s, "o", 3)
+	snapshot(t, s) // an older snapshot, which leads into the missing log
+	putClients(t, s, "p", 7)
 	snapshot(t, s)
 	want := stateOf(s)
 	putClients(t, s, "q", 5)
