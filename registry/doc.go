@@ -69,7 +69,7 @@
 //	LOCK                        flock(2)ed by the process using the directory
 //	wal-<16 hex digits>.log     log segment; the number is its first sequence
 //	snap-<16 hex digits>.snap   snapshot; the number is the last sequence it covers
-//	*.tmp                       a snapshot being written (removed by Open)
+//	<snapshot or segment>.tmp   one being created (removed by Open)
 //	damaged/<name>.<time>       copies of damaged files set aside by Open
 //
 // Integers are little-endian. Checksums are CRC-32C (Castagnoli).
@@ -165,8 +165,10 @@
 //     verify, and whose header names the sequence its file name does. A
 //     snapshot that does not verify, or that the log contradicts (the record
 //     at its sequence has another chained checksum: the log is what was
-//     acknowledged), is warned about and the next older one is tried; once the whole directory has loaded, it is moved
-//     to damaged/ (a refused Open changes nothing). A snapshot of a newer
+//     acknowledged), is warned about and the next older one is tried; once
+//     the whole directory has loaded, it is moved to damaged/ (a refused Open
+//     changes nothing, though a refused repair may leave copies in damaged/).
+//     A snapshot of a newer
 //     format version is refused. The log must continue the snapshot loaded
 //     (with none, start at sequence 1), else Open refuses, naming the
 //     damaged snapshot and offset, or the first segment. With Options.Repair

@@ -97,8 +97,7 @@ func (OSFS) Lock(name string) (io.Closer, error) {
 			}
 		}
 		f.Close()
-		return nil, fmt.Errorf("%w: %s holds %s; stop it first (or, for `mcp-authz clients`, "+
-			"let it answer on its admin address)", ErrLocked, holder, name)
+		return nil, fmt.Errorf("%w: %s holds %s; stop it first", ErrLocked, holder, name)
 	}
 	if err != nil {
 		f.Close()

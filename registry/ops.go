@@ -73,7 +73,8 @@ func verify(fsys FS, dir string) (Report, error) {
 		})
 	}
 	for _, name := range l.temps {
-		problem(name, 0, errors.New("leftover of an interrupted snapshot or segment creation (Open removes it)"), true)
+		problem(name, 0, errors.New("leftover of an interrupted snapshot or segment "+
+			"creation (Open removes it)"), true)
 	}
 	for _, seq := range l.snapshots {
 		name := snapshotName(seq)

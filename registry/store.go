@@ -296,7 +296,13 @@ func OpenReadOnly(ctx context.Context, dir string, opts Options) (*Store, error)
 	if err := checkRegistryDir(s.fs, dir); err != nil {
 		return nil, err
 	}
-	if err := s.load(ctx); err != nil {
+	err := s.load(ctx)
+	if errors.Is(err, fs.ErrNotExist) {
+		// A live store's compaction removed a file after the listing.
+		s.passedOver = nil
+		err = s.load(ctx)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("opening registry %s: %w", dir, err)
 	}
 	s.closed = true // nothing to flush or stop; Close has nothing to do
