@@ -40,15 +40,14 @@ func data(ctx context.Context, args []string, getenv func(string) string,
 		}
 		switch {
 		case !rep.OK():
-			return fmt.Errorf("verifying %s: %d problem(s), see above. The server refuses to "+
-				"start on damage it needs (and passes over a damaged older snapshot or the "+
-				"log only it needs); serve --repair sets damage aside and keeps what verifies",
-				dir, len(rep.Problems))
+			return fmt.Errorf("verifying %s: %d problem(s), see above; the server refuses to "+
+				"start on damage it needs and passes over damaged older copies; serve --repair "+
+				"sets damage aside and keeps what verifies", dir, len(rep.Problems))
 		case len(rep.Problems) > 0:
-			return fmt.Errorf("verifying %s: the log ends in a torn write (or a leftover "+
-				"of an interrupted snapshot); the next start cuts it off, losing only what "+
-				"was never acknowledged. If a server is running, this may be a write in "+
-				"progress: run verify again", dir)
+			return fmt.Errorf("verifying %s: %d problem(s) that do not stop a start, see "+
+				"above: a torn final write or a leftover file (the next start removes them; "+
+				"beside a running server, a write in progress), or an older snapshot that can "+
+				"no longer serve as a fallback", dir, len(rep.Problems))
 		}
 		return nil
 	case "dump":

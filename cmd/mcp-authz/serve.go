@@ -55,6 +55,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string,
 	if err := cfg.readFiles(); err != nil {
 		return err
 	}
+	if cfg.AdminPassword != "" {
+		// Checked before anything is written, as set-password checks it.
+		if err := oauth.CheckPassword(cfg.AdminPassword); err != nil {
+			return fmt.Errorf("%sADMIN_PASSWORD: %w", envPrefix, err)
+		}
+	}
 	logger, err := newLogger(cfg, logOut)
 	if err != nil {
 		return err

@@ -225,3 +225,27 @@ func TestServeCreatesAdminLast(t *testing.T) {
 		t.Errorf("the refused start created %d user(s)", len(users))
 	}
 }
+
+// TestServeChecksAdminPasswordFirst checks that an admin password that
+// set-password would refuse stops serve before the data directory exists.
+func TestServeChecksAdminPasswordFirst(t *testing.T) {
+	tests := []struct {
+		name, password, want string
+	}{
+		{"too long", strings.Repeat("x", 80), "too long"},
+		{"too short", "short", "too short"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dataDir := filepath.Join(t.TempDir(), "data")
+			env := map[string]string{"MCP_AUTHZ_ADMIN_PASSWORD": tt.password}
+			r := runLine(t, env, "", serveArgs(dataDir)...)
+			if r.err == nil || !strings.Contains(r.err.Error(), tt.want) {
+				t.Fatalf("serve = %v, want an error mentioning %q", r.err, tt.want)
+			}
+			if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the refused start made the data directory (%v)", err)
+			}
+		})
+	}
+}
