@@ -99,69 +99,76 @@ func TestCoveredDamageIsNotTorn(t *testing.T) {
 	repairedThenOrdinary(t, dir, opts, &want)
 }
 
-// TestSnapshotBeyondLog puts another registry's snapshot, of a sequence
-// past the end of the log, in the directory. Open refuses (the log lost its
-// end, or the snapshot is not this registry's) instead of replacing the
-// state with the snapshot's; a repair continues from the snapshot, and the
-// start after it is an ordinary one with a clean Verify.
-func TestSnapshotBeyondLog(t *testing.T) {
+// TestLogShorterThanSnapshot gives the newest snapshot a log that does not
+// reach its last record. Open refuses, alike twice and changing nothing: the
+// log lost its end, or the snapshot is not this registry's. A repair
+// continues from the snapshot, losing nothing it holds, and sets aside the
+// older snapshots, which lead into what is missing; the start after it is
+// an ordinary one with a clean Verify.
+func TestLogShorterThanSnapshot(t *testing.T) {
 	opts := Options{SnapshotRecords: -1, SnapshotBytes: -1}
-	build := func(prefix string, n, at int) string {
+	// history writes an older snapshot at 3 and a newer one at 12, and
+	// returns the state as of the newer one.
+	history := func(t *testing.T, prefix string) (*Store, string, state) {
 		s, dir := openTest(t, opts)
-		putClients(t, s, prefix, at)
+		putClients(t, s, prefix+"a", 3)
 		snapshot(t, s)
-		putClients(t, s, prefix+"-", n-at)
-		s.Close()
-		return dir
+		putClients(t, s, prefix+"b", 9)
+		snapshot(t, s)
+		return s, dir, stateOf(s)
 	}
-	dir, other := build("own", 15, 10), build("foreign", 25, 20)
-	name := snapshotName(20)
-	if err := os.WriteFile(filepath.Join(dir, name), mustRead(t, filepath.Join(other, name)),
-		0o600); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		// damage breaks the directory and returns the file Open must name
+		// and the state a repair must keep (nil: not checked).
+		damage func(t *testing.T) (dir, named string, want *state)
+	}{
+		{"another registry's snapshot past the log's end", func(t *testing.T) (string, string,
+			*state) {
+			s, dir, _ := history(t, "own")
+			s.Close()
+			other, odir, _ := history(t, "foreign")
+			putClients(t, other, "foreign-more", 10)
+			snapshot(t, other)
+			other.Close()
+			name := snapshotName(22)
+			copyFile(t, filepath.Join(odir, name), filepath.Join(dir, name))
+			return dir, filepath.Join(dir, segmentName(1)), nil
+		}},
+		{"log cut at a record boundary before the snapshot's last", func(t *testing.T) (string,
+			string, *state) {
+			s, dir, want := history(t, "")
+			s.Close()
+			seg := filepath.Join(dir, segmentName(1))
+			offs := recordOffsets(t, mustRead(t, seg))
+			if err := os.Truncate(seg, offs[8]); err != nil { // records 1 to 8 left
+				t.Fatal(err)
+			}
+			return dir, seg, &want
+		}},
+		{"every segment removed", func(t *testing.T) (string, string, *state) {
+			s, dir, want := history(t, "")
+			putClients(t, s, "c", 5)
+			s.Close()
+			for _, seq := range listing(t, dir).segments {
+				os.Remove(filepath.Join(dir, segmentName(seq)))
+			}
+			return dir, filepath.Join(dir, snapshotName(12)), &want
+		}},
 	}
-	refusedTwice(t, dir, filepath.Join(dir, segmentName(1)), opts)
-	repairedThenOrdinary(t, dir, opts, nil)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, named, want := tt.damage(t)
+			refusedTwice(t, dir, named, opts)
+			repairedThenOrdinary(t, dir, opts, want)
+		})
+	}
 }
 
-// TestLogEndsBeforeSnapshot cuts the log at a record boundary before the
-// newest snapshot's last record: Open refuses; a repair continues from the
-// snapshot, losing nothing it holds, and sets aside the older snapshot,
-// which leads into the missing end.
-func TestLogEndsBeforeSnapshot(t *testing.T) {
-	opts := Options{SnapshotRecords: -1, SnapshotBytes: -1}
-	s, dir := openTest(t, opts)
-	putClients(t, s, "a", 3)
-	snapshot(t, s)
-	putClients(t, s, "b", 9)
-	snapshot(t, s)
-	want := stateOf(s)
-	s.Close()
-	seg := filepath.Join(dir, segmentName(1))
-	offs := recordOffsets(t, mustRead(t, seg))
-	if err := os.Truncate(seg, offs[8]); err != nil { // records 1 to 8 left
+// copyFile copies the file at src to dst.
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	if err := os.WriteFile(dst, mustRead(t, src), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	refusedTwice(t, dir, seg, opts)
-	repairedThenOrdinary(t, dir, opts, &want)
-}
-
-// TestLogMissing removes every segment under a snapshot. Compaction always
-// keeps the last one, so Open refuses; a repair continues from the
-// snapshot.
-func TestLogMissing(t *testing.T) {
-	opts := Options{SnapshotRecords: -1, SnapshotBytes: -1}
-	s, dir := openTest(t, opts)
-	putClients(t, s, "o", 3)
-	snapshot(t, s) // an older snapshot, which leads into the missing log
-	putClients(t, s, "p", 7)
-	snapshot(t, s)
-	want := stateOf(s)
-	putClients(t, s, "q", 5)
-	s.Close()
-	for _, seq := range listing(t, dir).segments {
-		os.Remove(filepath.Join(dir, segmentName(seq)))
-	}
-	refusedTwice(t, dir, filepath.Join(dir, snapshotName(10)), opts)
-	repairedThenOrdinary(t, dir, opts, &want)
 }
