@@ -190,6 +190,12 @@ func benchDir(b *testing.B, n int) string {
 		b.Fatal(err)
 	}
 	f.Close()
+	// The segment that continues the snapshot, as a store leaves one.
+	h := segHeader{version: walVersion, firstSeq: seq + 1, prevCRC: 0}
+	if err := os.WriteFile(filepath.Join(dir, segmentName(seq+1)), h.append(nil),
+		0o600); err != nil {
+		b.Fatal(err)
+	}
 	benchDirs[n] = dir
 	// A short log after the snapshot, replayed on every open.
 	s, err := Open(context.Background(), dir, Options{Logger: testLogger(b)})
