@@ -253,4 +253,7 @@ func (s *Store) startBackground() {
 	if s.opts.HousekeepInterval > 0 {
 		s.bg.Go(func() { s.housekeepLoop(ctx) })
 	}
+	if len(s.fallbackLog) > 0 {
+		s.bg.Go(func() { s.checkFallbackLog(s.fallbackLog) })
+	}
 }

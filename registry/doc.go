@@ -210,7 +210,10 @@
 //  7. An unknown record type or a newer record, segment or snapshot version
 //     is refused (ErrVersion, naming the file, offset and version), even with
 //     Repair: an older program must not drop what a newer one wrote.
-//  8. When nothing was damaged, leftovers of an interrupted compaction
+//  8. After Open, the segments before the one the replay started from, which
+//     only a fallback to an older snapshot reads, are checked in the
+//     background; damage in them is warned about (Open did not need them).
+//  9. When nothing was damaged, leftovers of an interrupted compaction
 //     (snapshots beyond the number kept, segments below the oldest snapshot
 //     kept) are removed.
 //

@@ -52,6 +52,7 @@ func (s *Store) load(ctx context.Context) error {
 		passed    []string
 		passedErr error
 		snaps     = l.snapshots
+		start     int
 	)
 	for {
 		sl, err = s.loadNewestSnapshot(snaps)
@@ -64,7 +65,6 @@ func (s *Store) load(ctx context.Context) error {
 		}
 		s.base = sl.base
 		s.lastSnap, s.haveSnap = sl.info.seq, sl.info.loaded
-		var start int
 		start, from, err = s.replayStart(l, sl)
 		if err != nil {
 			return err
@@ -94,6 +94,7 @@ func (s *Store) load(ctx context.Context) error {
 		s.view.Store(&layers{base: s.base, tx: r.db.Txn(false)})
 		return nil
 	}
+	s.fallbackLog = l.segments[:start]
 	for _, name := range sl.damaged {
 		dst, err := moveAside(s.fs, s.dir, name)
 		if err != nil {
@@ -123,6 +124,35 @@ func (s *Store) load(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// checkFallbackLog scans the segments before the one the replay started
+// from, which only a fallback to an older snapshot would read, and warns
+// about damage in them, so that it is not found only when it is needed. It
+// runs in the background after Open and stops when the store closes.
+func (s *Store) checkFallbackLog(segs []uint64) {
+	for _, first := range segs {
+		select {
+		case <-s.bgStop:
+			return
+		default:
+		}
+		name := segmentName(first)
+		data, err := readFile(s.fs, joinDir(s.dir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // compacted away meanwhile
+		}
+		if err != nil {
+			s.log.Warn("could not check the log an older snapshot needs", "file", name,
+				"err", err)
+			continue
+		}
+		if sc := scanSegment(data, first, nil); sc.damage != nil {
+			s.log.Warn("the log that only a fallback to an older snapshot needs is damaged; "+
+				"the start did not need it (mcp-authz data verify reports it)",
+				"file", joinDir(s.dir, name), "offset", sc.damage.off, "err", sc.damage.err)
+		}
+	}
 }
 
 func (s *Store) removeTemps(temps []string) error {

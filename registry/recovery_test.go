@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -170,5 +172,45 @@ func copyFile(t *testing.T, src, dst string) {
 	t.Helper()
 	if err := os.WriteFile(dst, mustRead(t, src), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFallbackLogChecked damages the log that only the older snapshot
+// needs. Open does not need it and starts, but warns about it without
+// waiting for the day the fallback is needed.
+func TestFallbackLogChecked(t *testing.T) {
+	opts := Options{SegmentSize: 600, SnapshotRecords: -1, SnapshotBytes: -1}
+	s, dir := openTest(t, opts)
+	putClients(t, s, "a", 3)
+	snapshot(t, s)
+	putClients(t, s, "b", 20)
+	snapshot(t, s)
+	putClients(t, s, "c", 2)
+	s.Close()
+	l := listing(t, dir)
+	var victim string
+	for _, first := range l.segments {
+		if first > l.snapshots[0]+1 && first+2 < l.snapshots[1] {
+			victim = filepath.Join(dir, segmentName(first))
+			break
+		}
+	}
+	if victim == "" {
+		t.Fatalf("no segment only the older snapshot needs: %+v", l)
+	}
+	offs := recordOffsets(t, mustRead(t, victim))
+	flipByte(t, victim, offs[0]+recHeaderSize+5)
+
+	logs := &logRecorder{}
+	o := opts
+	o.Logger = slog.New(logs)
+	s = openDir(t, dir, o)
+	defer s.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(logs.matching("WARN", "fallback", victim)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := logs.matching("WARN", "fallback", victim, fmt.Sprint("offset=", offs[0])); len(got) != 1 {
+		t.Errorf("want one warning naming %s at %d, got %q", victim, offs[0], logs.recs)
 	}
 }

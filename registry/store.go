@@ -126,6 +126,9 @@ type Store struct {
 	lock io.Closer
 	// readOnly loads a directory without changing it (OpenReadOnly).
 	readOnly bool
+	// fallbackLog lists the segments before the one the replay started
+	// from; checkFallbackLog scans them in the background.
+	fallbackLog []uint64
 	// passedOver lists the snapshots load passed over although they verify
 	// on their own, for Verify.
 	passedOver []Problem
