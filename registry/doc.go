@@ -196,10 +196,14 @@
 //     covers is instead passed over, with a warning (nothing acknowledged is
 //     lost): a record whose header verifies is skipped, and the records after
 //     it are checked against the chained checksum its header stores; any
-//     other damage up to the snapshot's last record is passed over by finding
-//     the record after the snapshot as the one that chains from the
-//     snapshot's checksum (or, with none in the segment, the next segment
-//     must chain from it). Open then writes a snapshot, moves the older ones
+//     other damage up to the snapshot's last record (a segment header
+//     included) is passed over by finding the record after the snapshot as
+//     the one that chains from the snapshot's checksum (of several, the one
+//     the chain runs furthest from). With none in the segment, the rest of it
+//     is passed over only if it ends with the snapshot's last record and
+//     zeros, and the next segment must chain from the snapshot; if that
+//     record stores another checksum, the snapshot is not this log's and an
+//     older one is tried. Open then writes a snapshot, moves the older ones
 //     to damaged/ (the log after them is damaged) and removes the segments
 //     the snapshot covers.
 //     The log must also reach the loaded snapshot's last record (or the

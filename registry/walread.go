@@ -59,20 +59,34 @@ func scanSegment(data []byte, wantFirst uint64, visit recordVisitor) segScan {
 func scanSegmentPast(data []byte, wantFirst uint64, snap logPos, visit recordVisitor) segScan {
 	var sc segScan
 	h, err := parseSegHeader(data)
-	if err != nil {
+	off := int64(0)
+	if err == nil && h.firstSeq != wantFirst {
+		// Nothing of it counts, not even its header's position.
+		off, err = 16, fmt.Errorf("segment header names sequence %d, file name %d: %w",
+			h.firstSeq, wantFirst, ErrCorrupt)
+	} else if err != nil {
 		// Never torn: a segment gets its name only once its header is
 		// durable (createSegment), so its records may have been lost.
-		sc.damage = &damage{off: 0, err: fmt.Errorf("segment header: %w", err)}
-		return sc
+		err = fmt.Errorf("segment header: %w", err)
 	}
-	if h.firstSeq != wantFirst {
-		// Nothing of it counts, not even its header's position.
-		sc.damage = &damage{off: 16, err: fmt.Errorf(
-			"segment header names sequence %d, file name %d: %w", h.firstSeq, wantFirst, ErrCorrupt)}
-		return sc
+	if err != nil {
+		d := damage{off: off, err: err}
+		next := int64(len(data))
+		if snap.seq > 0 && !errors.Is(err, ErrVersion) {
+			next = findRecord(data, segHeaderSize, snap.seq+1, snap.crc)
+		}
+		if next == int64(len(data)) {
+			sc.damage = &d
+			return sc
+		}
+		// The record after the snapshot is here: the header is passed over.
+		d.seq = wantFirst
+		sc.skipped = append(sc.skipped, d)
+		sc.end, sc.lastSeq, sc.lastCRC = next, snap.seq, snap.crc
+	} else {
+		sc.header = h
+		sc.end, sc.lastSeq, sc.lastCRC = segHeaderSize, h.firstSeq-1, h.prevCRC
 	}
-	sc.header = h
-	sc.end, sc.lastSeq, sc.lastCRC = segHeaderSize, h.firstSeq-1, h.prevCRC
 	for sc.end < int64(len(data)) {
 		size, d := checkRecord(data, sc.end, sc.lastSeq+1, sc.lastCRC, visit)
 		switch {
@@ -85,11 +99,11 @@ func scanSegmentPast(data []byte, wantFirst uint64, snap logPos, visit recordVis
 			sc.skipped = append(sc.skipped, *d)
 		default:
 			next := findRecord(data, sc.end+8, snap.seq+1, snap.crc)
-			if next == int64(len(data)) && laterRecord(data, sc.end+8, snap.seq) {
-				// The damage reaches past the snapshot: what it covers
-				// cannot be told apart, so it is not passed over.
-				sc.damage = d
-				return sc
+			if next == int64(len(data)) {
+				if stop := endsWithSnapshot(data, sc.end, snap, d); stop != nil {
+					sc.damage = stop
+					return sc
+				}
 			}
 			sc.skipped = append(sc.skipped, damage{off: sc.end, err: d.err, seq: sc.lastSeq + 1})
 			sc.end, sc.lastSeq, sc.lastCRC = next, snap.seq, snap.crc
@@ -103,10 +117,13 @@ func scanSegmentPast(data []byte, wantFirst uint64, snap logPos, visit recordVis
 	return sc
 }
 
-// findRecord returns the first 8-byte-aligned offset from from on where a
-// record of sequence seq begins whose header verifies and whose chained
-// checksum follows from prev, or the length of data if there is none.
+// findRecord returns the offset of the record of sequence seq that chains
+// from prev, among those at 8-byte-aligned offsets from from on whose
+// header verifies, or the length of data if there is none. Of several (a
+// stale copy written in the wrong place, say), it takes the one from which
+// the chain runs furthest in data.
 func findRecord(data []byte, from int64, seq uint64, prev uint32) int64 {
+	best, bestRun := int64(len(data)), -1
 	for off := (from + 7) &^ 7; off+recHeaderSize <= int64(len(data)); off += 8 {
 		rh, ok := parseRecHeader(data[off:])
 		if !ok || rh.seq != seq {
@@ -114,22 +131,55 @@ func findRecord(data []byte, from int64, seq uint64, prev uint32) int64 {
 		}
 		n := int(rh.length)
 		fits := off+int64(recHeaderSize+n) <= int64(len(data))
-		if fits && recordCRC(prev, data[off:], n) == rh.crc {
-			return off
+		if !fits || recordCRC(prev, data[off:], n) != rh.crc {
+			continue
+		}
+		if run := chainRun(data, off, seq, prev); run > bestRun {
+			best, bestRun = off, run
 		}
 	}
-	return int64(len(data))
+	return best
 }
 
-// laterRecord reports whether a record header that verifies, of a sequence
-// after seq, begins at an 8-byte-aligned offset from from on.
-func laterRecord(data []byte, from int64, seq uint64) bool {
-	for off := (from + 7) &^ 7; off+recHeaderSize <= int64(len(data)); off += 8 {
-		if rh, ok := parseRecHeader(data[off:]); ok && rh.seq > seq {
-			return true
+// chainRun counts the records that verify one after the other from off,
+// the first being seq chained from prev.
+func chainRun(data []byte, off int64, seq uint64, prev uint32) int {
+	run := 0
+	for off < int64(len(data)) {
+		size, d := checkRecord(data, off, seq, prev, nil)
+		if d != nil {
+			return run
 		}
+		rh, _ := parseRecHeader(data[off:])
+		off, seq, prev, run = off+int64(size), seq+1, rh.crc, run+1
 	}
-	return false
+	return run
+}
+
+// endsWithSnapshot decides, when no record chains from snap after damage d
+// at off, whether the rest of the segment may be passed over: only if it
+// ends with snap's last record (found by its header, storing snap's
+// checksum) and zeros. It returns nil then; d if what follows is unknown
+// (it may hold records after the snapshot); or damage wrapping
+// errSnapshotMismatch if snap's last record stores another checksum: the
+// snapshot is not this log's.
+func endsWithSnapshot(data []byte, off int64, snap logPos, d *damage) *damage {
+	for o := off; o+recHeaderSize <= int64(len(data)); o += 8 {
+		rh, ok := parseRecHeader(data[o:])
+		if !ok || rh.seq != snap.seq {
+			continue
+		}
+		if rh.crc != snap.crc {
+			return &damage{off: o, err: fmt.Errorf("record %d: %w: %w", snap.seq,
+				errSnapshotMismatch, ErrCorrupt)}
+		}
+		end := o + int64(recordSize(int(rh.length)))
+		if end <= int64(len(data)) && allZero(data[end:]) {
+			return nil
+		}
+		return d
+	}
+	return d
 }
 
 // checkRecord verifies the record at off, which must be sequence want and
