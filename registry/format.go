@@ -135,16 +135,20 @@ func recordCRC(prev uint32, b []byte, n int) uint32 {
 }
 
 // tornSignature reports whether b, the bytes of one record as found at file
-// offset off, shows the marks of a write cut short by a crash: a part of it
-// lying in one 512-byte disk sector, at least minZeroRun bytes long, that is
-// all zero. A record's own zero bytes (reserved header bytes, the high bytes
-// of a small sequence number, padding) never make such a run, and JSON has
-// no zero bytes.
+// offset off (its header, and its payload unless only the header is
+// checked), shows the marks of a write cut short by a crash: a part of it
+// lying in one 512-byte disk sector that is all zero, and either at least
+// minZeroRun bytes long, or the record's first or last part. A record's own
+// zero bytes never make such a part: reserved header bytes and the high
+// bytes of a small sequence number make shorter runs inside the header; a
+// first part is at least 8 bytes (records are 8-byte aligned) and starts
+// with the non-zero length; a last part ends with the payload's last byte,
+// which closes a JSON body; and JSON has no zero bytes.
 func tornSignature(b []byte, off int64) bool {
-	for len(b) > 0 {
+	for first := true; len(b) > 0; first = false {
 		n := int(sectorSize - off%sectorSize)
 		n = min(n, len(b))
-		if n >= minZeroRun && allZero(b[:n]) {
+		if (n >= minZeroRun || first || n == len(b)) && allZero(b[:n]) {
 			return true
 		}
 		b, off = b[n:], off+int64(n)
