@@ -140,6 +140,10 @@ func asideName(fsys FS, dir, name string) (string, error) {
 	if err := fsys.MkdirAll(d, dirPerm); err != nil {
 		return "", fmt.Errorf("creating %s: %w", d, err)
 	}
+	// So that the copies made in it survive a crash with it.
+	if err := fsys.SyncDir(dir); err != nil {
+		return "", fmt.Errorf("creating %s: %w", d, err)
+	}
 	stamp := time.Now().UTC().Format("20060102T150405.000000000Z")
 	return filepath.Join(d, name+"."+stamp), nil
 }
