@@ -102,10 +102,10 @@ func (s *Store) load(ctx context.Context) error {
 		}
 		s.log.Warn("moved the damaged snapshot aside", "file", name, "to", dst)
 	}
-	// A repair that dropped records missing from the log, or passed over
-	// damaged ones, snapshots the state at once, so that the next start does
-	// not meet them again.
-	s.repaired = s.repaired || from != sl.info || r.repaired
+	// A repair that dropped records missing from the log, passed over
+	// damaged ones or continued from a snapshot without its log snapshots
+	// the state at once, so that the next start does not meet them again.
+	s.repaired = from != sl.info || r.repaired || (len(l.segments) == 0 && sl.info.loaded)
 
 	if err := s.openLog(r); err != nil {
 		return err
@@ -231,7 +231,6 @@ func (s *Store) replayStart(l dirListing, sl snapLoad) (int, snapInfo, error) {
 			return 0, base, err
 		}
 		s.log.Warn("repair: the log is missing; continuing from the snapshot", "err", err)
-		s.repaired = true // the older snapshots lead into the missing log
 		return 0, base, nil
 	}
 	if len(l.segments) == 0 {

@@ -81,8 +81,7 @@ func scanSegmentPast(data []byte, wantFirst uint64, snap logPos, visit recordVis
 		}
 		// The record after the snapshot is here: the header is passed over.
 		d.seq = wantFirst
-		sc.skipped = append(sc.skipped, d)
-		sc.end, sc.lastSeq, sc.lastCRC = next, snap.seq, snap.crc
+		sc.resumeAfter(d, next, snap)
 	} else {
 		sc.header = h
 		sc.end, sc.lastSeq, sc.lastCRC = segHeaderSize, h.firstSeq-1, h.prevCRC
@@ -105,8 +104,7 @@ func scanSegmentPast(data []byte, wantFirst uint64, snap logPos, visit recordVis
 					return sc
 				}
 			}
-			sc.skipped = append(sc.skipped, damage{off: sc.end, err: d.err, seq: sc.lastSeq + 1})
-			sc.end, sc.lastSeq, sc.lastCRC = next, snap.seq, snap.crc
+			sc.resumeAfter(damage{off: sc.end, err: d.err, seq: sc.lastSeq + 1}, next, snap)
 			continue
 		}
 		rh, _ := parseRecHeader(data[sc.end:])
@@ -115,6 +113,13 @@ func scanSegmentPast(data []byte, wantFirst uint64, snap logPos, visit recordVis
 		sc.records++
 	}
 	return sc
+}
+
+// resumeAfter lists the damage d as passed over and goes on at next, the
+// record after the snapshot snap (or the end of the segment).
+func (sc *segScan) resumeAfter(d damage, next int64, snap logPos) {
+	sc.skipped = append(sc.skipped, d)
+	sc.end, sc.lastSeq, sc.lastCRC = next, snap.seq, snap.crc
 }
 
 // findRecord returns the offset of the record of sequence seq that chains
