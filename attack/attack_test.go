@@ -255,8 +255,12 @@ func attacks() []attackCase {
 		}), badToken(authz.ReasonBadSignature)},
 		{"embedded jwk of the attacker", forged(func(e *env, c map[string]any) string {
 			k := attackerKey(e.t)
+			pub, err := k.PublicKey.Bytes() // 0x04, then X and Y, 32 bytes each
+			if err != nil {
+				e.t.Fatal(err)
+			}
 			jwk := map[string]any{"kty": "EC", "crv": "P-256",
-				"x": b64(k.PublicKey.X.Bytes()), "y": b64(k.PublicKey.Y.Bytes())}
+				"x": b64(pub[1:33]), "y": b64(pub[33:])}
 			return jwstest.Craft(e.t, map[string]any{"alg": "ES256", "typ": "at+jwt", "jwk": jwk,
 				"jku": "https://evil.example/jwks"}, c, jwstest.ES256(k))
 		}), badToken(authz.ReasonBadSignature)},
