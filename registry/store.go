@@ -132,10 +132,11 @@ type Store struct {
 	// passedOver lists the snapshots load passed over although they verify
 	// on their own, for Verify.
 	passedOver []Problem
-	// repaired is set when a repair dropped records the log lacked, or
-	// passed over damaged ones a snapshot covers: Open then writes a
-	// snapshot before it returns and sets aside the older ones, since the
-	// log after them has a gap or damage.
+	// repaired is set when a repair dropped records the log lacked, passed
+	// over damaged ones a snapshot covers, or continued from a snapshot past
+	// the log's end or without a log: Open then writes a snapshot before it
+	// returns and sets aside the older ones, since the log after them has a
+	// gap or damage.
 	repaired bool
 
 	// wmu serialises writers; it is taken before smu. head is the newest
