@@ -113,7 +113,7 @@ func (s *Server) initClients(cfg ClientSources, issuerHost string) error {
 			return fmt.Errorf("oauth config: %w", err)
 		}
 	}
-	if cfg.DevMode && !isLoopbackHost(issuerHost) {
+	if cfg.DevMode && !IsLoopbackHost(issuerHost) {
 		return fmt.Errorf("oauth config: development mode needs a loopback issuer "+
 			"(localhost, 127.0.0.1 or [::1]), not %q", issuerHost)
 	}

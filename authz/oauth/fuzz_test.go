@@ -78,7 +78,7 @@ func FuzzRedirectURI(f *testing.F) {
 		}
 		req, _ := url.Parse(requested)
 		reg, _ := url.Parse(registered)
-		if !strings.EqualFold(req.Scheme, "http") || !isLoopbackHost(req.Hostname()) ||
+		if !strings.EqualFold(req.Scheme, "http") || !IsLoopbackHost(req.Hostname()) ||
 			!strings.EqualFold(req.Hostname(), reg.Hostname()) || req.User != nil ||
 			strings.Contains(requested, "#") {
 			t.Fatalf("%q matched %q", requested, registered)

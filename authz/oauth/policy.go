@@ -284,7 +284,7 @@ func (p hostPattern) matches(u *url.URL) bool {
 	}
 	switch {
 	case p.loopback:
-		return isLoopbackHost(host)
+		return IsLoopbackHost(host)
 	case p.suffix:
 		return strings.HasSuffix(host, p.host)
 	}

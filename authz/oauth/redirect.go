@@ -67,7 +67,7 @@ func validateRedirectURI(raw string) error {
 			return errors.New("https redirect URI needs a host")
 		}
 	case scheme == "http":
-		if !isLoopbackHost(u.Hostname()) {
+		if !IsLoopbackHost(u.Hostname()) {
 			return errors.New("http redirect URI allowed only for localhost, " +
 				"127.0.0.1 or [::1]; use https")
 		}
@@ -79,9 +79,9 @@ func validateRedirectURI(raw string) error {
 	return nil
 }
 
-// isLoopbackHost reports whether host (without port or brackets) is
-// localhost or a loopback IP address.
-func isLoopbackHost(host string) bool {
+// IsLoopbackHost reports whether host (without port or brackets) is
+// localhost or a loopback IP address: this machine only.
+func IsLoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}

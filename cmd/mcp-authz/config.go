@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -239,7 +238,7 @@ func (c config) validate() error {
 		return err
 	}
 	if c.Clients.DevMode {
-		if u, err := url.Parse(c.Issuer); err == nil && !loopbackHost(u.Hostname()) {
+		if u, err := url.Parse(c.Issuer); err == nil && !oauth.IsLoopbackHost(u.Hostname()) {
 			return fmt.Errorf("dev mode needs a loopback issuer (localhost, 127.0.0.1 or "+
 				"[::1]), not %q: it lets any client id in", c.Issuer)
 		}
@@ -329,13 +328,10 @@ func checkListenAddr(addr string) error {
 	return nil
 }
 
-// loopbackHost reports whether a host name or address is this host only.
-func loopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
+// loopbackAddr reports whether a listen address binds loopback only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && oauth.IsLoopbackHost(host)
 }
 
 // warnings are the settings that are accepted but worth a warning at start.

@@ -287,12 +287,6 @@ func (a *app) run(ctx context.Context, lns map[string]net.Listener) error {
 	return g.Wait()
 }
 
-// loopbackAddr reports whether a listen address binds loopback only.
-func loopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	return err == nil && loopbackHost(host)
-}
-
 // listenAll opens every listener, by name, or none.
 func listenAll(ls []listener) (map[string]net.Listener, error) {
 	lns := map[string]net.Listener{}

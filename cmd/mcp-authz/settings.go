@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -245,7 +246,7 @@ func commandFlags(cmd string, names []string) (*flag.FlagSet, *string, map[strin
 	def := defaultConfig()
 	values := map[string]*settingFlag{}
 	for _, s := range settings {
-		if names != nil && !contains(names, s.name) {
+		if names != nil && !slices.Contains(names, s.name) {
 			continue
 		}
 		v := &settingFlag{text: s.get(&def), isBool: s.isBool}
@@ -253,15 +254,6 @@ func commandFlags(cmd string, names []string) (*flag.FlagSet, *string, map[strin
 		values[s.name] = v
 	}
 	return fs, configPath, values
-}
-
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }
 
 // parseArgs parses fs's flags wherever they appear among args, before a
