@@ -95,6 +95,16 @@ type clientSources struct {
 	seen   *seenSet // dev client ids already logged by ClientKnown
 }
 
+// CheckDevModeIssuer refuses development mode for an issuer whose host is
+// not this machine only: it lets any client id in.
+func CheckDevModeIssuer(issuerHost string) error {
+	if IsLoopbackHost(issuerHost) {
+		return nil
+	}
+	return fmt.Errorf("development mode needs a loopback issuer (localhost, 127.0.0.1 or "+
+		"[::1]), not %q: it lets any client id in", issuerHost)
+}
+
 // initClients validates the client sources, reads configured secrets,
 // builds the document resolver and sets up development mode.
 func (s *Server) initClients(cfg ClientSources, issuerHost string) error {
@@ -113,9 +123,10 @@ func (s *Server) initClients(cfg ClientSources, issuerHost string) error {
 			return fmt.Errorf("oauth config: %w", err)
 		}
 	}
-	if cfg.DevMode && !IsLoopbackHost(issuerHost) {
-		return fmt.Errorf("oauth config: development mode needs a loopback issuer "+
-			"(localhost, 127.0.0.1 or [::1]), not %q", issuerHost)
+	if cfg.DevMode {
+		if err := CheckDevModeIssuer(issuerHost); err != nil {
+			return fmt.Errorf("oauth config: %w", err)
+		}
 	}
 	s.clients = cs
 

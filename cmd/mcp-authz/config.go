@@ -238,9 +238,12 @@ func (c config) validate() error {
 		return err
 	}
 	if c.Clients.DevMode {
-		if u, err := url.Parse(c.Issuer); err == nil && !oauth.IsLoopbackHost(u.Hostname()) {
-			return fmt.Errorf("dev mode needs a loopback issuer (localhost, 127.0.0.1 or "+
-				"[::1]), not %q: it lets any client id in", c.Issuer)
+		// Checked here too, so that it stops serve before the data
+		// directory is opened.
+		if u, err := url.Parse(c.Issuer); err == nil {
+			if err := oauth.CheckDevModeIssuer(u.Hostname()); err != nil {
+				return err
+			}
 		}
 	}
 	return c.authzConfig().Validate()
