@@ -61,11 +61,7 @@ cleanup() {
     fi
   fi
   stop "$AUTHZ_PID"
-  if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ] || [ "${E2E_KEEP:-0}" = 1 ]; then
-    log "logs and screenshots kept in $WORK"
-  else
-    rm -rf "$WORK"
-  fi
+  keep_work "$rc" "$failed" "logs and screenshots"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

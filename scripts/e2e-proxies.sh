@@ -66,11 +66,7 @@ cleanup() {
   for role in "${!PID[@]}"; do
     stop "$role" TERM
   done
-  if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ] || [ "${E2E_KEEP:-0}" = 1 ]; then
-    log "logs and configs kept in $WORK"
-  else
-    rm -rf "$WORK"
-  fi
+  keep_work "$rc" "$failed" "logs and configs"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

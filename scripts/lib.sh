@@ -30,3 +30,13 @@ free_port() {
   node -e 'const s = require("net").createServer();
     s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
 }
+
+# keep_work RC FAILED WHAT: keeps $WORK, saying it holds WHAT, when the run
+# failed (RC or FAILED not 0) or E2E_KEEP=1; removes it otherwise.
+keep_work() {
+  if [ "$1" -ne 0 ] || [ "$2" -ne 0 ] || [ "${E2E_KEEP:-0}" = 1 ]; then
+    log "$3 kept in $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+}
