@@ -84,22 +84,6 @@ install_packages() {
 
 # --- helpers ------------------------------------------------------------------
 
-# wait_ready URL SECONDS: poll until mcp-authz answers 200 at URL.
-wait_ready() {
-  local url=$1 secs=$2 got="" i
-  for ((i = 0; i < secs * 10; i++)); do
-    got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)
-    [ "$got" = 200 ] && return 0
-    if ! kill -0 "$AUTHZ_PID" 2>/dev/null; then
-      tail -n 30 "$WORK/mcp-authz.log" >&2 || true
-      die "mcp-authz exited while starting"
-    fi
-    sleep 0.1
-  done
-  tail -n 30 "$WORK/mcp-authz.log" >&2 || true
-  die "$url did not answer 200 within ${secs}s (last: $got)"
-}
-
 # json_field FIELD: prints FIELD of the JSON object on standard input.
 json_field() {
   node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
@@ -140,7 +124,7 @@ EOF
     --admin-addr "127.0.0.1:$admin" --metrics-addr "127.0.0.1:$metrics" \
     >"$WORK/mcp-authz.log" 2>&1 &
   AUTHZ_PID=$!
-  wait_ready "$issuer/readyz" 20
+  wait_http "$issuer/readyz" 200 20 mcp-authz "$AUTHZ_PID" "$WORK/mcp-authz.log"
   log "mcp-authz ready at $issuer (resource $resource)"
 
   # The client picks its own name, with markup in it that the pages must

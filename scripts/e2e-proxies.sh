@@ -98,20 +98,10 @@ build() {
 
 # --- helpers ---------------------------------------------------------------
 
-# wait_http URL STATUS SECONDS ROLE: poll until URL answers STATUS.
-wait_http() {
-  local url=$1 want=$2 secs=$3 role=$4 got i
-  for ((i = 0; i < secs * 10; i++)); do
-    got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)
-    [ "$got" = "$want" ] && return 0
-    if [ -n "${PID[$role]:-}" ] && ! kill -0 "${PID[$role]}" 2>/dev/null; then
-      tail -n 30 "$RUN/$role.log" >&2 || true
-      die "$role exited while waiting for $url"
-    fi
-    sleep 0.1
-  done
-  tail -n 30 "$RUN/$role.log" >&2 || true
-  die "$url did not answer $want within ${secs}s (last: $got)"
+# wait_role URL STATUS SECONDS ROLE: polls until URL answers STATUS, watching
+# the process of ROLE.
+wait_role() {
+  wait_http "$1" "$2" "$3" "$4" "${PID[$4]:-}" "$RUN/$4.log"
 }
 
 start_authz() {
@@ -121,7 +111,7 @@ start_authz() {
     --admin-addr "127.0.0.1:$ADMIN_PORT" --metrics-addr "127.0.0.1:$METRICS_PORT" \
     >>"$RUN/mcp-authz.log" 2>&1 &
   PID[mcp-authz]=$!
-  wait_http "http://127.0.0.1:$AUTHZ_PORT/readyz" 200 20 mcp-authz
+  wait_role "http://127.0.0.1:$AUTHZ_PORT/readyz" 200 20 mcp-authz
 }
 
 restart_authz() { # restart_authz SIGNAL
@@ -316,9 +306,9 @@ EOF
   "$WORK/bin/demo-mcp-server" --addr "127.0.0.1:$DEMO_PORT" >>"$RUN/demo-mcp-server.log" 2>&1 &
   PID[demo-mcp-server]=$!
   start_authz
-  wait_http "http://127.0.0.1:$DEMO_PORT/healthz" 204 20 demo-mcp-server
+  wait_role "http://127.0.0.1:$DEMO_PORT/healthz" 204 20 demo-mcp-server
   "start_$PROXY"
-  wait_http "$ORIGIN/.well-known/oauth-protected-resource/mcp" 200 20 "$PROXY"
+  wait_role "$ORIGIN/.well-known/oauth-protected-resource/mcp" 200 20 "$PROXY"
   probe_checks
   probe_consents
 

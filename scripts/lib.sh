@@ -40,3 +40,21 @@ keep_work() {
     rm -rf "$WORK"
   fi
 }
+
+# wait_http URL STATUS SECONDS NAME PID LOG: polls until URL answers STATUS,
+# failing (with the tail of LOG) if the process PID, called NAME, exits
+# first or the time runs out. PID may be empty when nothing is to be watched.
+wait_http() {
+  local url=$1 want=$2 secs=$3 name=$4 pid=$5 logf=$6 got="" i
+  for ((i = 0; i < secs * 10; i++)); do
+    got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)
+    [ "$got" = "$want" ] && return 0
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 30 "$logf" >&2 || true
+      die "$name exited while waiting for $url"
+    fi
+    sleep 0.1
+  done
+  tail -n 30 "$logf" >&2 || true
+  die "$url did not answer $want within ${secs}s (last: $got)"
+}
